@@ -1,0 +1,14 @@
+/// One numbered SQL migration, embedded in the binary at build time.
+public struct SchemaMigration: Sendable {
+    /// The number in the file name; migrations run in increasing order.
+    public let version: Int
+    /// The file name, for messages and the `schema_migrations` table.
+    public let name: String
+    /// The SQL text, run as one script inside the migrating transaction.
+    public let sql: String
+}
+
+/// Every migration this build knows, in order. Append only.
+public let schemaMigrations: [SchemaMigration] = [
+    SchemaMigration(version: 1, name: "0001_init.sql", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
+]

@@ -1,0 +1,123 @@
+import CSQLite
+import CollectionSyncSchema
+import Dispatch
+
+/// Owns one SQLite connection and runs every access to it on its own serial queue, off the
+/// Swift concurrency pool (a write may wait seconds for another process's lock).
+///
+/// Every ``write(_:)`` is one `BEGIN IMMEDIATE` transaction: it commits when the body returns
+/// and rolls back when it throws. Every ``read(_:)`` sees one consistent snapshot.
+final class DatabaseQueue: @unchecked Sendable {
+    // @unchecked: `connection` is only touched on `queue`.
+    private let queue: DispatchQueue
+    private let connection: Connection
+    let path: String
+
+    /// Opens the database, sets WAL, `busy_timeout` and foreign keys, and migrates it.
+    /// A database from a newer schema is refused before anything is written to it.
+    init(path: String, busyTimeoutMillis: Int32, migrations: [SchemaMigration] = schemaMigrations) throws {
+        self.path = path
+        queue = DispatchQueue(label: "collection-sync.database")
+        connection = try Connection(path: path, busyTimeoutMillis: busyTimeoutMillis)
+        try Migrator(migrations: migrations).prepare(connection, path: path)
+    }
+
+    /// Runs `body` in one write transaction on the database's queue.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [self] in
+                continuation.resume(with: Result { try DatabaseQueue.transaction(self.connection, "BEGIN IMMEDIATE", body) })
+            }
+        }
+    }
+
+    /// Runs `body` in one read transaction (a consistent snapshot) on the database's queue.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [self] in
+                continuation.resume(with: Result { try DatabaseQueue.transaction(self.connection, "BEGIN DEFERRED", body) })
+            }
+        }
+    }
+
+    /// The same as ``write(_:)`` for callers that are not async (benchmarks, the migrator's tests).
+    func writeSync<T>(_ body: (Connection) throws -> T) throws -> T {
+        try queue.sync { try DatabaseQueue.transaction(connection, "BEGIN IMMEDIATE", body) }
+    }
+
+    private static func transaction<T>(_ connection: Connection, _ begin: String, _ body: (Connection) throws -> T) throws -> T {
+        try connection.execute(begin)
+        do {
+            let result = try body(connection)
+            try connection.execute("COMMIT")
+            return result
+        } catch {
+            // After some errors (disk full, I/O) SQLite has already rolled back; that is fine.
+            if sqlite3_get_autocommit(connection.handle) == 0 {
+                try? connection.execute("ROLLBACK")
+            }
+            throw error
+        }
+    }
+}
+
+/// Applies the embedded migrations in order, in one transaction, and records them.
+struct Migrator {
+    let migrations: [SchemaMigration]
+
+    var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    func prepare(_ connection: Connection, path: String) throws {
+        try connection.execute("PRAGMA foreign_keys = ON")
+        // Read the version before anything can write: a newer database is left untouched.
+        try refuseNewer(try userVersion(connection), path: path)
+        let mode = try connection.queryFirst("PRAGMA journal_mode = WAL") { $0.string(0) }
+        guard mode == "wal" else {
+            throw SyncError(code: .database, message: "cannot switch \(path) to WAL mode (journal mode is \(mode ?? "unknown"))")
+        }
+        try connection.execute("PRAGMA synchronous = NORMAL")
+        guard try userVersion(connection) < latestVersion else { return }
+
+        try connection.execute("BEGIN IMMEDIATE")
+        do {
+            // Another process may have migrated while we waited for the lock.
+            let current = try userVersion(connection)
+            try refuseNewer(current, path: path)
+            try connection.execute("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    INTEGER PRIMARY KEY,
+                    name       TEXT    NOT NULL,
+                    applied_at INTEGER NOT NULL
+                )
+                """)
+            for migration in migrations where migration.version > current {
+                do {
+                    try connection.execute(migration.sql)
+                } catch let error as SyncError {
+                    throw SyncError(code: error.code, message: "migration \(migration.name) failed: \(error.message)", sqliteCode: error.sqliteCode)
+                }
+                try connection.run(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    .integer(Int64(migration.version)), .text(migration.name), .integer(WallClock.system.nowMillis()))
+            }
+            // The version is our own constant, not input: PRAGMA takes no bound parameters.
+            try connection.execute("PRAGMA user_version = \(latestVersion)")
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func userVersion(_ connection: Connection) throws -> Int {
+        try connection.queryFirst("PRAGMA user_version") { $0.int(0) } ?? 0
+    }
+
+    private func refuseNewer(_ version: Int, path: String) throws {
+        guard version <= latestVersion else {
+            throw SyncError(
+                code: .schemaTooNew,
+                message: "database \(path) has schema version \(version), newer than this build's \(latestVersion); it was left untouched (upgrade collection-sync to open it)")
+        }
+    }
+}

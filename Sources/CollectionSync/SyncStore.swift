@@ -1,0 +1,296 @@
+import Foundation
+import Logging
+
+/// The local half of the engine: a collection's local copy in SQLite and the outbox of edits
+/// waiting to reach the API, usable with no network.
+///
+/// Every edit changes the local view and queues its op in the same transaction: after a crash
+/// either both are there or neither is. One call with many tweets is one transaction.
+///
+/// The local view of a key is the intent of its newest pending or in-flight op, or else the
+/// server's last known value (the base), or else absent.
+public final class SyncStore: Sendable {
+    /// How a store opens and behaves.
+    public struct Configuration: Sendable {
+        /// How long a write waits for another connection's lock before failing with
+        /// ``SyncError/Code/databaseBusy``.
+        public var busyTimeout: Duration = .seconds(5)
+        /// The wall clock behind the HLC and every stored time.
+        public var wallClock: WallClock = .system
+
+        public init() {}
+    }
+
+    let database: DatabaseQueue
+    let wallClock: WallClock
+    let logger: Logger
+    /// This database's replica id, recorded with every log line.
+    public let replicaID: String
+
+    /// The path of the database file.
+    public var path: String { database.path }
+
+    private init(database: DatabaseQueue, replicaID: String, wallClock: WallClock, logger: Logger) {
+        self.database = database
+        self.replicaID = replicaID
+        self.wallClock = wallClock
+        self.logger = logger
+    }
+
+    /// Opens the database at `path`, creating it (mode 0600, parent folders included) and
+    /// migrating it as needed.
+    ///
+    /// - Throws: ``SyncError`` with ``SyncError/Code/schemaTooNew`` for a database written by a
+    ///   newer build (left untouched), ``SyncError/Code/databaseCorrupt`` for a file that is not
+    ///   a sound database, ``SyncError/Code/database`` or ``SyncError/Code/databaseBusy`` otherwise.
+    public static func open(
+        at path: String,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "collection-sync", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws -> SyncStore {
+        let timeout = configuration.busyTimeout.components
+        let millis = min(timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000, Int64(Int32.max))
+        let wallClock = configuration.wallClock
+        let database = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<DatabaseQueue, any Error>) in
+            // Opening may wait for another process's lock: keep it off the concurrency pool.
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try DatabaseQueue(path: path, busyTimeoutMillis: Int32(millis)) })
+            }
+        }
+        let replicaID = try await database.write { db in
+            if let existing = try db.queryFirst("SELECT replica_id FROM replica WHERE singleton = 1", row: { $0.string(0) }) {
+                return existing
+            }
+            let id = String(format: "%016llx", UInt64.random(in: .min ... .max))
+            try db.run(
+                "INSERT INTO replica (singleton, replica_id, hlc, created_at) VALUES (1, ?, 0, ?)",
+                .text(id), .integer(wallClock.nowMillis()))
+            return id
+        }
+        logger.debug("opened store", metadata: ["db.path": "\(path)", "replica.id": "\(replicaID)"])
+        return SyncStore(database: database, replicaID: replicaID, wallClock: wallClock, logger: logger)
+    }
+
+    // MARK: - Edits
+
+    /// Removes `tweets` from the local view of `collection` and queues the removals, in one
+    /// transaction. Repeated tweets in one call count once.
+    @discardableResult
+    public func remove(_ tweets: [TweetID], from collection: CollectionID) async throws -> [QueuedOp] {
+        try await enqueue(.remove, tweets, collection)
+    }
+
+    /// Adds `tweets` to the local view of `collection` and queues the additions, in one
+    /// transaction. Repeated tweets in one call count once.
+    @discardableResult
+    public func add(_ tweets: [TweetID], to collection: CollectionID) async throws -> [QueuedOp] {
+        try await enqueue(.add, tweets, collection)
+    }
+
+    private func enqueue(_ kind: OpKind, _ tweets: [TweetID], _ collection: CollectionID) async throws -> [QueuedOp] {
+        var seen = Set<TweetID>(minimumCapacity: tweets.count)
+        let unique = tweets.filter { seen.insert($0).inserted }
+        guard !unique.isEmpty else { return [] }
+        let queued = try await write { tx in
+            try tx.ensureCollection(collection)
+            return try unique.map { try tx.enqueue(kind, collection, $0) }
+        }
+        logger.debug("queued ops", metadata: ["op.kind": "\(kind.rawValue)", "collection.id": "\(collection)", "op.count": "\(queued.count)"])
+        return queued
+    }
+
+    // MARK: - Failures an application can act on
+
+    /// Puts dead-lettered ops back to pending, due now. The whole call is refused, with nothing
+    /// changed, when an id is unknown (``SyncError/Code/opNotFound``) or its op is not failed
+    /// (``SyncError/Code/invalidInput``).
+    public func retry(_ ids: [OpID]) async throws {
+        try await write { tx in
+            for op in try tx.ops(ids) where op.state != .failed {
+                throw SyncError.invalid("op \(op.id) is \(op.state.rawValue), not failed: only failed ops can be retried")
+            }
+            for id in ids { try tx.retry(id) }
+        }
+    }
+
+    /// Puts every dead-lettered op back to pending; returns how many.
+    @discardableResult
+    public func retryAllFailed() async throws -> Int {
+        try await write { tx in
+            let ids = try tx.db.query("SELECT id FROM ops WHERE state = 'failed' ORDER BY id") { OpID($0.int64(0)) }
+            for id in ids { try tx.retry(id) }
+            return ids.count
+        }
+    }
+
+    /// Drops pending or failed ops and reverts each key's local view (to the intent of an op
+    /// still in flight, else to the base). The whole call is refused, with nothing changed, when
+    /// an id is unknown (``SyncError/Code/opNotFound``) or its op is in flight
+    /// (``SyncError/Code/opInFlight``).
+    public func discard(_ ids: [OpID]) async throws {
+        try await write { tx in
+            // A throw anywhere rolls the whole call back.
+            for op in try tx.ops(ids) {
+                guard op.state != .inFlight else {
+                    throw SyncError(code: .opInFlight, message: "op \(op.id) is in flight: it can be discarded once its answer is in")
+                }
+                try tx.db.run("DELETE FROM ops WHERE id = ?", .integer(op.id.rawValue))
+                try tx.log(.discarded, op.collection, op.tweet, op: op.id, localHLC: op.hlc,
+                           detail: "\(op.kind.rawValue) discarded by the user")
+                try tx.refreshView(op.collection, op.tweet)
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The entries present in the local view of `collection`, newest first: entries added
+    /// locally and not yet pulled, then by the server's `sort_index`, descending.
+    public func entries(of collection: CollectionID) async throws -> [Entry] {
+        try await database.read { db in
+            try db.query("""
+                SELECT e.tweet_id, e.sort_index,
+                       (SELECT o.kind FROM ops o
+                         WHERE o.collection_id = e.collection_id AND o.tweet_id = e.tweet_id
+                           AND o.state IN ('pending', 'in_flight')
+                         ORDER BY o.id DESC LIMIT 1)
+                FROM entries e
+                WHERE e.collection_id = ? AND e.present = 1
+                ORDER BY e.sort_index IS NULL DESC, length(e.sort_index) DESC, e.sort_index DESC,
+                         length(e.tweet_id) DESC, e.tweet_id DESC
+                """, .text(collection.rawValue)) { row in
+                Entry(tweet: TweetID(trusted: row.string(0)),
+                      sortIndex: row.optionalString(1),
+                      pending: row.optionalString(2).flatMap(OpKind.init(rawValue:)))
+            }
+        }
+    }
+
+    /// The outbox: waiting (pending and in-flight), failed, or every op, oldest first.
+    public func outbox(_ filter: OutboxFilter = .waiting) async throws -> [Op] {
+        let condition = switch filter {
+        case .waiting: "WHERE state IN ('pending', 'in_flight')"
+        case .failed: "WHERE state = 'failed'"
+        case .all: ""
+        }
+        return try await database.read { db in
+            try db.query("SELECT \(Op.columns) FROM ops \(condition) ORDER BY id", row: Op.init(row:))
+        }
+    }
+
+    /// One op by id, or nil when it is not in the outbox (applied or discarded).
+    public func op(_ id: OpID) async throws -> Op? {
+        try await database.read { db in
+            try db.queryFirst("SELECT \(Op.columns) FROM ops WHERE id = ?", .integer(id.rawValue), row: Op.init(row:))
+        }
+    }
+
+    /// The LWW log, newest first: every event, or only `conflict` events.
+    public func log(conflictsOnly: Bool = false, limit: Int = 100) async throws -> [LogEvent] {
+        guard limit > 0 else { throw SyncError.invalid("the log limit must be positive, not \(limit)") }
+        let condition = conflictsOnly ? "WHERE event = 'conflict'" : ""
+        return try await database.read { db in
+            try db.query("SELECT \(LogEvent.columns) FROM log \(condition) ORDER BY id DESC LIMIT ?",
+                         .integer(Int64(limit)), row: LogEvent.init(row:))
+        }
+    }
+
+    /// Counts of ops per state and collection, and the times an operator asks about.
+    public func status() async throws -> SyncStatus {
+        let now = wallClock.nowMillis()
+        return try await database.read { db in
+            var total = OpCounts()
+            var perCollection: [String: OpCounts] = [:]
+            for (collection, state, count) in try db.query(
+                "SELECT collection_id, state, count(*) FROM ops GROUP BY state, collection_id",
+                row: { ($0.string(0), $0.string(1), $0.int(2)) }) {
+                perCollection[collection, default: OpCounts()].add(count, state)
+                total.add(count, state)
+            }
+            let oldestPending = try db.queryFirst(
+                "SELECT min(created_at) FROM ops WHERE state = 'pending'") { $0.optionalInt64(0) } ?? nil
+            let nextAttempt = try db.queryFirst(
+                "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
+                .integer(now)) { $0.optionalInt64(0) } ?? nil
+            let rateLimited = try db.queryFirst(
+                "SELECT max(blocked_until) FROM rate_limits WHERE blocked_until > ?",
+                .integer(now)) { $0.optionalInt64(0) } ?? nil
+            let lastFlush = try db.queryFirst(
+                "SELECT last_flush_at FROM replica WHERE singleton = 1") { $0.optionalInt64(0) } ?? nil
+            let collections = try db.query("""
+                SELECT c.id, c.last_pulled_at,
+                       (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
+                FROM collections c ORDER BY c.id
+                """) { row in
+                CollectionStatus(
+                    id: CollectionID(trusted: row.string(0)),
+                    entries: row.int(2),
+                    ops: perCollection[row.string(0)] ?? OpCounts(),
+                    lastPulledAt: row.optionalInt64(1).map(Date.init(millis:)))
+            }
+            return SyncStatus(
+                ops: total,
+                oldestPendingAt: oldestPending.map(Date.init(millis:)),
+                nextAttemptAt: nextAttempt.map(Date.init(millis:)),
+                rateLimitedUntil: rateLimited.map(Date.init(millis:)),
+                lastFlushAt: lastFlush.map(Date.init(millis:)),
+                collections: collections)
+        }
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in one write transaction with the replica's clock loaded; the clock is saved
+    /// with the transaction, so stamps stay strictly increasing across processes and restarts.
+    func write<T: Sendable>(_ body: @escaping @Sendable (inout WriteTransaction) throws -> T) async throws -> T {
+        let wallClock = self.wallClock
+        let replicaID = self.replicaID
+        return try await database.write { db in
+            var tx = try WriteTransaction(db: db, replicaID: replicaID, wallMillis: wallClock.nowMillis())
+            let result = try body(&tx)
+            try tx.saveClock()
+            return result
+        }
+    }
+}
+
+extension OpCounts {
+    mutating func add(_ count: Int, _ state: String) {
+        switch OpState(rawValue: state) {
+        case .pending: pending += count
+        case .inFlight: inFlight += count
+        case .failed: failed += count
+        case nil: break
+        }
+    }
+}
+
+extension Op {
+    static let columns = "id, kind, collection_id, tweet_id, state, hlc, created_at, attempts, next_attempt_at, last_error"
+
+    init(row: Statement) throws {
+        guard let kind = OpKind(rawValue: row.string(1)), let state = OpState(rawValue: row.string(4)) else {
+            throw SyncError(code: .databaseCorrupt, message: "op \(row.int64(0)) has an unknown kind or state")
+        }
+        self.init(
+            id: OpID(row.int64(0)), kind: kind,
+            collection: CollectionID(trusted: row.string(2)), tweet: TweetID(trusted: row.string(3)),
+            state: state, hlc: HLC(rawValue: row.int64(5)), createdAt: Date(millis: row.int64(6)),
+            attempts: row.int(7), nextAttemptAt: row.optionalInt64(8).map(Date.init(millis:)),
+            lastError: row.optionalString(9))
+    }
+}
+
+extension LogEvent {
+    static let columns = "id, hlc, replica_id, event, collection_id, tweet_id, op_id, winner, local_hlc, remote_hlc, detail"
+
+    init(row: Statement) {
+        self.init(
+            id: row.int64(0), hlc: HLC(rawValue: row.int64(1)), replicaID: row.string(2),
+            event: Kind(rawValue: row.string(3)), collection: CollectionID(trusted: row.string(4)),
+            tweet: row.optionalString(5).map(TweetID.init(trusted:)), op: row.optionalInt64(6).map(OpID.init),
+            winner: row.optionalString(7).flatMap(Winner.init(rawValue:)),
+            localHLC: row.optionalInt64(8).map(HLC.init(rawValue:)),
+            remoteHLC: row.optionalInt64(9).map(HLC.init(rawValue:)), detail: row.string(10))
+    }
+}
