@@ -48,8 +48,7 @@ public final class SyncStore: Sendable {
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "collection-sync", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> SyncStore {
-        let timeout = configuration.busyTimeout.components
-        let millis = min(timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000, Int64(Int32.max))
+        let millis = min(max(configuration.busyTimeout.milliseconds, 0), Int64(Int32.max))
         let wallClock = configuration.wallClock
         let database = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<DatabaseQueue, any Error>) in
             // Opening may wait for another process's lock: keep it off the concurrency pool.
@@ -113,13 +112,13 @@ public final class SyncStore: Sendable {
         }
     }
 
-    /// Puts every dead-lettered op back to pending; returns how many.
+    /// Puts every dead-lettered op back to pending; returns their ids.
     @discardableResult
-    public func retryAllFailed() async throws -> Int {
+    public func retryAllFailed() async throws -> [OpID] {
         try await write { tx in
             let ids = try tx.db.query("SELECT id FROM ops WHERE state = 'failed' ORDER BY id") { OpID($0.int64(0)) }
             for id in ids { try tx.retry(id) }
-            return ids.count
+            return ids
         }
     }
 

@@ -1,0 +1,252 @@
+import Foundation
+
+/// A flusher's hold on a database: one flusher per database at a time, across processes.
+public struct FlusherLease: Sendable, Hashable {
+    /// A random token naming this holder.
+    public let holder: String
+    public let expiresAt: Date
+}
+
+/// Who holds the flusher lease.
+public struct LeaseHolder: Sendable, Hashable {
+    public let host: String
+    public let pid: Int32
+    public let acquiredAt: Date
+    public let expiresAt: Date
+}
+
+/// The answer to a request for the flusher lease.
+public enum LeaseAcquisition: Sendable, Hashable {
+    case acquired(FlusherLease)
+    /// Another live flusher holds it.
+    case heldBy(LeaseHolder)
+}
+
+/// What the server's answer means for one in-flight op.
+public enum OpOutcome: Sendable, Hashable {
+    /// The change was applied.
+    case applied
+    /// The server already had the intent (`remove` + `not_found`, `add` + `duplicate`).
+    case alreadyApplied
+    /// A permanent refusal: the op is dead-lettered with `reason`, the local view reverts.
+    case failed(reason: String)
+    /// Not applied, try again at `at` (transient failures); the attempt counts.
+    case retry(at: Date, error: String)
+    /// Not applied and the attempt does not count (authentication or configuration stops).
+    case release(error: String)
+}
+
+/// The outcome of one op, for ``SyncStore/complete(_:lease:)``.
+public struct OpResult: Sendable, Hashable {
+    public let op: OpID
+    public let outcome: OpOutcome
+
+    public init(op: OpID, outcome: OpOutcome) {
+        self.op = op
+        self.outcome = outcome
+    }
+}
+
+/// The rules for taking the lease, as a pure function.
+enum LeaseRules {
+    struct Row: Hashable {
+        var holder: String
+        var host: String
+        var pid: Int32
+        var expiresAt: Int64
+    }
+
+    /// Whether a flusher on `host` may take a lease currently described by `row`.
+    static func mayTake(_ row: Row?, now: Int64, host: String, isAlive: (Int32) -> Bool) -> Bool {
+        guard let row else { return true }
+        if row.expiresAt <= now { return true }
+        // A holder on this host whose process is gone is dead for sure: no need to wait.
+        return row.host == host && !isAlive(row.pid)
+    }
+}
+
+extension SyncStore {
+    /// Takes the flusher lease for `ttl` unless another live flusher holds it. A holder on this
+    /// host whose process is gone is taken over at once, any other when its lease expires; taking
+    /// over puts the previous holder's in-flight ops back to pending.
+    public func acquireFlusherLease(
+        ttl: Duration = .seconds(30),
+        host: String = ProcessInfo.processInfo.hostName,
+        pid: Int32 = getpid(),
+        isAlive: @escaping @Sendable (Int32) -> Bool = processExists
+    ) async throws -> LeaseAcquisition {
+        let ttlMillis = ttl.milliseconds
+        let token = String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
+        return try await write { tx in
+            let now = tx.wallMillis
+            let current = try tx.db.queryFirst("SELECT holder, host, pid, acquired_at, expires_at FROM flusher_lease WHERE singleton = 1") {
+                (LeaseRules.Row(holder: $0.string(0), host: $0.string(1), pid: Int32(truncatingIfNeeded: $0.int64(2)), expiresAt: $0.int64(4)),
+                 $0.int64(3))
+            }
+            if let (row, acquiredAt) = current, !LeaseRules.mayTake(row, now: now, host: host, isAlive: isAlive) {
+                return .heldBy(LeaseHolder(host: row.host, pid: row.pid, acquiredAt: Date(millis: acquiredAt), expiresAt: Date(millis: row.expiresAt)))
+            }
+            try tx.db.run("""
+                INSERT OR REPLACE INTO flusher_lease (singleton, holder, host, pid, acquired_at, expires_at)
+                VALUES (1, ?, ?, ?, ?, ?)
+                """, .text(token), .text(host), .integer(Int64(pid)), .integer(now), .integer(now + ttlMillis))
+            // Only a lease holder claims ops: any op in flight now belongs to a holder that is gone.
+            try tx.db.run("UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight'")
+            return .acquired(FlusherLease(holder: token, expiresAt: Date(millis: now + ttlMillis)))
+        }
+    }
+
+    /// Extends a held lease by `ttl` from now; ``SyncError/Code/leaseNotHeld`` when it was lost.
+    public func renewFlusherLease(_ lease: FlusherLease, ttl: Duration = .seconds(30)) async throws -> FlusherLease {
+        let ttlMillis = ttl.milliseconds
+        return try await write { tx in
+            try tx.db.run("UPDATE flusher_lease SET expires_at = ? WHERE singleton = 1 AND holder = ?",
+                          .integer(tx.wallMillis + ttlMillis), .text(lease.holder))
+            guard tx.db.changes == 1 else {
+                throw SyncError(code: .leaseNotHeld, message: "the flusher lease was taken over by another flusher")
+            }
+            return FlusherLease(holder: lease.holder, expiresAt: Date(millis: tx.wallMillis + ttlMillis))
+        }
+    }
+
+    /// Gives the lease up (if still held) and records the end of a flush.
+    public func releaseFlusherLease(_ lease: FlusherLease) async throws {
+        try await write { tx in
+            try tx.db.run("DELETE FROM flusher_lease WHERE singleton = 1 AND holder = ?", .text(lease.holder))
+            try tx.db.run("UPDATE replica SET last_flush_at = ? WHERE singleton = 1", .integer(tx.wallMillis))
+        }
+    }
+
+    /// Claims up to `limit` due pending ops, oldest first, for the holder of `lease`: each is
+    /// marked in flight and its attempt counted, committed before anything is sent. An op is
+    /// never claimed while an older op of its key is pending or in flight.
+    public func claimDueOps(lease: FlusherLease, limit: Int) async throws -> [Op] {
+        guard limit > 0 else { return [] }
+        return try await write { tx in
+            try tx.requireLease(lease)
+            let due = try tx.db.query("""
+                SELECT \(Op.columns) FROM ops o
+                WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
+                  AND NOT EXISTS (SELECT 1 FROM ops p
+                                  WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
+                                    AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                ORDER BY o.id LIMIT ?2
+                """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
+            return try due.map { op in
+                try tx.db.run("UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = ? WHERE id = ?",
+                              .text(lease.holder), .integer(op.id.rawValue))
+                return Op(id: op.id, kind: op.kind, collection: op.collection, tweet: op.tweet, state: .inFlight,
+                          hlc: op.hlc, createdAt: op.createdAt, attempts: op.attempts + 1,
+                          nextAttemptAt: op.nextAttemptAt, lastError: op.lastError)
+            }
+        }
+    }
+
+    /// Commits the outcomes of in-flight ops in one transaction: op states, the keys' bases and
+    /// views, and the log. Results for ops this lease does not hold in flight (taken over after
+    /// the lease expired) are ignored: their replay reconciles. Returns how many were committed.
+    @discardableResult
+    public func complete(_ results: [OpResult], lease: FlusherLease) async throws -> Int {
+        try await write { tx in
+            var committed = 0
+            for result in results where try tx.complete(result, holder: lease.holder) { committed += 1 }
+            return committed
+        }
+    }
+}
+
+extension WriteTransaction {
+    func requireLease(_ lease: FlusherLease) throws {
+        let held = try db.queryFirst("SELECT 1 FROM flusher_lease WHERE singleton = 1 AND holder = ? AND expires_at > ?",
+                                     .text(lease.holder), .integer(wallMillis)) { _ in true } ?? false
+        guard held else { throw SyncError(code: .leaseNotHeld, message: "the flusher lease expired or was taken over") }
+    }
+
+    mutating func complete(_ result: OpResult, holder: String) throws -> Bool {
+        guard let op = try db.queryFirst(
+            "SELECT \(Op.columns) FROM ops WHERE id = ? AND state = 'in_flight' AND claimed_by = ?",
+            .integer(result.op.rawValue), .text(holder), row: Op.init(row:)) else { return false }
+        let id = SQLiteValue.integer(op.id.rawValue)
+        switch result.outcome {
+        case .applied, .alreadyApplied:
+            try db.run("DELETE FROM ops WHERE id = ?", id)
+            let learned = tick()
+            try db.run("""
+                INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc) VALUES (?1, ?2, ?3, ?3, ?4)
+                ON CONFLICT (collection_id, tweet_id) DO UPDATE SET base_present = ?3, base_hlc = ?4
+                """, .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(op.kind.present ? 1 : 0), .integer(learned.rawValue))
+            let event: LogEvent.Kind = result.outcome == .applied ? .applied : (op.kind == .remove ? .alreadyRemoved : .alreadyPresent)
+            try log(event, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: op.kind.rawValue)
+            try refreshView(op.collection, op.tweet)
+        case .failed(let reason):
+            try db.run("UPDATE ops SET state = 'failed', next_attempt_at = NULL, last_error = ?, claimed_by = NULL WHERE id = ?",
+                       .text(reason), id)
+            try log(.failed, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
+            try refreshView(op.collection, op.tweet)
+        case .retry(let at, let error):
+            try db.run("UPDATE ops SET state = 'pending', next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
+                       .integer(at.millis), .text(error), id)
+        case .release(let error):
+            try db.run("""
+                UPDATE ops SET state = 'pending', attempts = max(attempts - 1, 0), last_error = ?, claimed_by = NULL WHERE id = ?
+                """, .text(error), id)
+        }
+        return true
+    }
+}
+
+
+/// Whether a process with this id exists on this host (signal 0 probes without signalling).
+public func processExists(_ pid: Int32) -> Bool {
+    kill(pid, 0) == 0 || errno == EPERM
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let parts = components
+        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// What the `x-rate-limit-*` headers said about one endpoint of one API base.
+public struct RateLimitState: Sendable, Hashable {
+    public let endpoint: String
+    public let limit: Int?
+    public let remaining: Int?
+    public let resetAt: Date?
+    /// Nothing is sent to the endpoint before this time.
+    public let blockedUntil: Date?
+
+    public init(endpoint: String, limit: Int?, remaining: Int?, resetAt: Date?, blockedUntil: Date?) {
+        self.endpoint = endpoint
+        self.limit = limit
+        self.remaining = remaining
+        self.resetAt = resetAt
+        self.blockedUntil = blockedUntil
+    }
+}
+
+extension SyncStore {
+    /// Records an endpoint's rate-limit state, so that later flushes and processes respect it.
+    public func recordRateLimit(_ state: RateLimitState, apiBase: String) async throws {
+        try await write { tx in
+            try tx.db.run("""
+                INSERT OR REPLACE INTO rate_limits (api_base, endpoint, limit_total, remaining, reset_at, blocked_until, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, .text(apiBase), .text(state.endpoint), .int(state.limit.map(Int64.init)), .int(state.remaining.map(Int64.init)),
+                .int(state.resetAt?.millis), .int(state.blockedUntil?.millis), .integer(tx.wallMillis))
+        }
+    }
+
+    /// The recorded rate-limit state of every endpoint of `apiBase`.
+    public func rateLimits(apiBase: String) async throws -> [RateLimitState] {
+        try await database.read { db in
+            try db.query("""
+                SELECT endpoint, limit_total, remaining, reset_at, blocked_until FROM rate_limits WHERE api_base = ? ORDER BY endpoint
+                """, .text(apiBase)) { row in
+                RateLimitState(endpoint: row.string(0), limit: row.optionalInt64(1).map(Int.init), remaining: row.optionalInt64(2).map(Int.init),
+                               resetAt: row.optionalInt64(3).map(Date.init(millis:)), blockedUntil: row.optionalInt64(4).map(Date.init(millis:)))
+            }
+        }
+    }
+}

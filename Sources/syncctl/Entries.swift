@@ -1,0 +1,35 @@
+import ArgumentParser
+import CollectionSync
+
+struct Entries: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the local view of a collection.",
+        discussion: """
+            Lists the entries present locally, newest first; an entry whose add is not yet
+            applied on the server is marked. An entry whose removal is waiting is not listed.
+
+            Examples:
+              syncctl entries custom-388061495298244609
+              syncctl entries --json custom-1
+            """)
+
+    @OptionGroup var options: GlobalOptions
+
+    @Argument(help: "The collection id (custom-<digits>).")
+    var collection: String
+
+    func run() async throws {
+        let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
+        let entries = try await options.openStore().entries(of: collectionID)
+        let document = JSON.object([
+            ("collection_id", .string(collectionID.rawValue)),
+            ("entries", .array(entries.map { entry in
+                .object([("tweet_id", .string(entry.tweet.rawValue)), ("sort_index", .optional(entry.sortIndex)),
+                         ("pending", .optional(entry.pending?.rawValue))])
+            })),
+        ])
+        options.emit(document, text: entries.isEmpty
+            ? "\(collectionID): no entries"
+            : entries.map { "\($0.tweet)\($0.pending.map { "  (pending \($0.rawValue))" } ?? "")" }.joined(separator: "\n"))
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import CollectionSync
+
+/// The exit codes of the contract (sysexits), `syncctl.md`.
+enum Exit {
+    static let ok: Int32 = 0
+    static let usage: Int32 = 64
+    static let deadLetters: Int32 = 65
+    static let unavailable: Int32 = 69
+    static let database: Int32 = 74
+    static let tryLater: Int32 = 75
+    static let auth: Int32 = 77
+    static let config: Int32 = 78
+}
+
+/// A failure to report: the contract's exit code and a message for people.
+struct Failure: Error, CustomStringConvertible {
+    let exitCode: Int32
+    let message: String
+
+    var description: String { message }
+
+    init(exitCode: Int32, message: String) {
+        self.exitCode = exitCode
+        self.message = message
+    }
+
+    static func usage(_ message: String) -> Failure { Failure(exitCode: Exit.usage, message: message) }
+
+    /// The contract's reading of any error a command can meet.
+    init(_ error: any Error) {
+        switch error {
+        case let failure as Failure:
+            self = failure
+        case let error as SyncError:
+            switch error.code {
+            case .invalidInput, .opNotFound: exitCode = Exit.usage
+            case .opInFlight, .leaseNotHeld: exitCode = Exit.tryLater
+            default: exitCode = Exit.database
+            }
+            message = error.description
+        default:
+            exitCode = Exit.database
+            message = String(describing: error)
+        }
+    }
+}
+
+/// Parses every value or throws one usage failure naming the first bad one; nothing is touched
+/// before all input is valid.
+func parseAll<T>(_ values: [String], _ parse: (String) throws -> T) throws -> [T] {
+    do {
+        return try values.map(parse)
+    } catch let error as SyncError {
+        throw Failure.usage(error.message)
+    }
+}
