@@ -6,6 +6,12 @@ public struct SchemaMigration: Sendable {
     public let name: String
     /// The SQL text, run as one script inside the migrating transaction.
     public let sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
 }
 
 /// Every migration this build knows, in order. Append only.

@@ -64,6 +64,7 @@ extension SyncStore {
     /// last-writer-wins), logs every remote write and conflict, and records the pull.
     ///
     /// Call it only when every page has arrived: a pull that fails before changes nothing.
+    @discardableResult
     public func mergePull(_ start: PullStart, entries remote: [RemoteEntry], metadata: CollectionMetadata?) async throws -> PullReport {
         try await write { tx in try tx.mergePull(start, remote, metadata) }
     }

@@ -1,0 +1,156 @@
+import CSQLite
+@testable import CollectionSync
+import CollectionSyncSchema
+import Foundation
+import Testing
+
+@Suite("Store: files, migrations, clock persistence")
+struct StoreTests {
+    @Test("a fresh database is created 0600 in new folders, migrated and recorded")
+    func freshDatabase() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("a/b/sync.sqlite")
+        let store = try await SyncStore.open(at: path)
+        try await store.remove([tweet(5)], from: c1)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // The WAL and shared-memory files take the main file's mode.
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            #expect(try FileManager.default.attributesOfItem(atPath: path + suffix)[.posixPermissions] as? Int == 0o600)
+        }
+        let dump = try snapshot(path)
+        #expect(dump.contains("# schema_migrations\n1|0001_init.sql|"))
+        #expect(try pragma(path, "user_version") == "\(schemaMigrations.last!.version)")
+        #expect(try pragma(path, "journal_mode") == "wal")
+    }
+
+    @Test("re-opening a current database changes nothing")
+    func reopenIsNoOp() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        do {
+            let store = try await openStore(folder)
+            try await store.add([tweet(1), tweet(2)], to: c1)
+        }
+        let before = try snapshot(path)
+        for _ in 0..<3 { _ = try await openStore(folder) }
+        #expect(try snapshot(path) == before)
+    }
+
+    @Test("a database from a newer schema is refused and left byte for byte untouched")
+    func newerSchemaRefused() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        do {
+            let store = try await openStore(folder)
+            try await store.remove([tweet(9)], from: c1)
+        }
+        try execute(path, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 999;")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let error = await #expect(throws: SyncError.self) { try await openStore(folder) }
+        #expect(error?.code == .schemaTooNew)
+        #expect(error?.message.contains("999") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+    }
+
+    @Test("a file that is not a database is refused as corrupt and not overwritten")
+    func corruptFile() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+        try garbage.write(to: URL(fileURLWithPath: path))
+        let error = await #expect(throws: SyncError.self) { try await openStore(folder) }
+        #expect(error?.code == .databaseCorrupt)
+        #expect(error?.sqliteCode.map { $0 & 0xFF } == SQLITE_NOTADB)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test("a folder that cannot be created is a database error, not a crash")
+    func unwritableLocation() async throws {
+        let folder = TemporaryFolder()
+        let blocker = folder.path("file")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: blocker))
+        let error = await #expect(throws: SyncError.self) { try await SyncStore.open(at: blocker + "/sub/sync.sqlite") }
+        #expect(error?.code == .database)
+    }
+
+    @Test("migrations run in order in one transaction; a failing one leaves nothing behind")
+    func migrationsAreAtomic() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        let broken = schemaMigrations + [SchemaMigration(version: 2, name: "0002_broken.sql", sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")]
+        let error = #expect(throws: SyncError.self) { try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: broken) }
+        #expect(error?.message.contains("0002_broken.sql") == true)
+        #expect(try pragma(path, "user_version") == "0")
+        #expect(try snapshot(path).isEmpty, "no table of either migration may remain")
+        // The good migrations then apply cleanly.
+        _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000)
+        #expect(try pragma(path, "user_version") == "1")
+    }
+
+    @Test("every Schema/*.sql file is embedded, numbered in order")
+    func everyMigrationEmbedded() throws {
+        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Schema")
+        let files = try FileManager.default.contentsOfDirectory(atPath: schema.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == schemaMigrations.map(\.name))
+        #expect(schemaMigrations.map(\.version) == Array(1...schemaMigrations.count))
+        for migration in schemaMigrations {
+            let text = try String(contentsOf: schema.appendingPathComponent(migration.name), encoding: .utf8)
+            #expect(text == migration.sql)
+        }
+    }
+
+    @Test("the HLC never goes back across close and re-open, whatever the wall clock does")
+    func clockPersistsAcrossReopen() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock(2_000_000_000_000)
+        var last = HLC.zero
+        for round in 0..<5 {
+            let store = try await openStore(folder, clock: clock)
+            for op in try await store.add(tweets(UInt64(round * 10 + 1)...UInt64(round * 10 + 10)), to: c1) {
+                #expect(op.hlc > last)
+                last = op.hlc
+            }
+            // Every round the wall clock goes back an hour.
+            clock.advance(by: -3_600_000)
+        }
+        let events = try await openStore(folder, clock: clock).log(limit: 1000)
+        #expect(Set(events.map(\.hlc)).count == events.count, "no stamp is issued twice")
+    }
+
+    @Test("two stores on one file share one clock")
+    func clockSharedAcrossConnections() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock()
+        let a = try await openStore(folder, clock: clock)
+        let b = try await openStore(folder, clock: clock)
+        var stamps: [HLC] = []
+        for i in 0..<20 {
+            let store = i.isMultiple(of: 2) ? a : b
+            stamps += try await store.add([tweet(UInt64(i + 1))], to: c1).map(\.hlc)
+        }
+        #expect(stamps == stamps.sorted())
+        #expect(Set(stamps).count == stamps.count)
+        #expect(a.replicaID == b.replicaID)
+    }
+}
+
+func pragma(_ path: String, _ name: String) throws -> String {
+    var db: OpaquePointer?
+    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK, let db else { throw SnapshotError(message: "open") }
+    defer { sqlite3_close_v2(db) }
+    var statement: OpaquePointer?
+    guard sqlite3_prepare_v2(db, "PRAGMA \(name)", -1, &statement, nil) == SQLITE_OK, let statement else { throw SnapshotError(message: "prepare") }
+    defer { sqlite3_finalize(statement) }
+    guard sqlite3_step(statement) == SQLITE_ROW else { throw SnapshotError(message: "step") }
+    return String(cString: sqlite3_column_text(statement, 0))
+}
+
+func execute(_ path: String, _ sql: String) throws {
+    var db: OpaquePointer?
+    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK, let db else { throw SnapshotError(message: "open") }
+    defer { sqlite3_close_v2(db) }
+    guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw SnapshotError(message: String(cString: sqlite3_errmsg(db))) }
+}
