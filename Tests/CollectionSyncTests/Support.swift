@@ -43,33 +43,34 @@ func tweets(_ values: ClosedRange<UInt64>) -> [TweetID] { values.map(tweet) }
 let c1 = try! CollectionID(validating: "custom-1")
 let c2 = try! CollectionID(validating: "custom-2")
 
-/// Every row of every table, as text, for "nothing changed" assertions. Reads through its own
-/// read-only connection.
-func snapshot(_ path: String) throws -> String {
+/// The rows of `sql` (all columns as text), through a read-only connection of its own.
+func rows(_ path: String, _ sql: String) throws -> [[String]] {
     var db: OpaquePointer?
     guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK, let db else {
         throw SnapshotError(message: "cannot open \(path)")
     }
     defer { sqlite3_close_v2(db) }
-    func rows(_ sql: String) throws -> [[String]] {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw SnapshotError(message: String(cString: sqlite3_errmsg(db)))
-        }
-        defer { sqlite3_finalize(statement) }
-        var result: [[String]] = []
-        while sqlite3_step(statement) == SQLITE_ROW {
-            result.append((0..<sqlite3_column_count(statement)).map { column in
-                sqlite3_column_text(statement, column).map { String(cString: $0) } ?? "NULL"
-            })
-        }
-        return result
+    var statement: OpaquePointer?
+    guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+        throw SnapshotError(message: String(cString: sqlite3_errmsg(db)))
     }
+    defer { sqlite3_finalize(statement) }
+    var result: [[String]] = []
+    while sqlite3_step(statement) == SQLITE_ROW {
+        result.append((0..<sqlite3_column_count(statement)).map { column in
+            sqlite3_column_text(statement, column).map { String(cString: $0) } ?? "NULL"
+        })
+    }
+    return result
+}
+
+/// Every row of every table, as text, for "nothing changed" assertions.
+func snapshot(_ path: String) throws -> String {
     var text = ""
-    for table in try rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map({ $0[0] }) {
+    for table in try rows(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map({ $0[0] }) {
         text += "# \(table)\n"
         // Table names come from the database's own catalogue, not from input.
-        for row in try rows("SELECT * FROM \"\(table)\" ORDER BY 1") { text += row.joined(separator: "|") + "\n" }
+        for row in try rows(path, "SELECT * FROM \"\(table)\" ORDER BY 1") { text += row.joined(separator: "|") + "\n" }
     }
     return text
 }

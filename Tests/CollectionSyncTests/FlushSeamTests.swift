@@ -1,0 +1,116 @@
+@testable import CollectionSync
+import Foundation
+import Testing
+
+@Suite("Worker seams: the flusher lease, claiming, committing answers")
+struct FlushSeamTests {
+    func acquired(_ result: LeaseAcquisition, sourceLocation: SourceLocation = #_sourceLocation) throws -> FlusherLease {
+        guard case .acquired(let lease) = result else {
+            Issue.record("expected the lease, got \(result)", sourceLocation: sourceLocation)
+            throw SyncError(code: .leaseNotHeld, message: "no lease")
+        }
+        return lease
+    }
+
+    @Test("one flusher at a time; a live holder elsewhere is waited out until expiry")
+    func leaseExclusiveUntilExpiry() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock()
+        let store = try await openStore(folder, clock: clock)
+        let first = try acquired(try await store.acquireFlusherLease(ttl: .seconds(10), host: "host-a", pid: 100, isAlive: { _ in true }))
+        let second = try await store.acquireFlusherLease(ttl: .seconds(10), host: "host-b", pid: 200, isAlive: { _ in true })
+        guard case .heldBy(let holder) = second else { Issue.record("second flusher got the lease"); return }
+        #expect(holder.host == "host-a" && holder.pid == 100)
+
+        clock.advance(by: 9_999)
+        #expect(try await store.acquireFlusherLease(ttl: .seconds(10), host: "host-b", pid: 200, isAlive: { _ in true }) != .acquired(first))
+        if case .acquired = try await store.acquireFlusherLease(ttl: .seconds(10), host: "host-b", pid: 200, isAlive: { _ in true }) {
+            Issue.record("taken before expiry")
+        }
+        clock.advance(by: 1)
+        let taken = try acquired(try await store.acquireFlusherLease(ttl: .seconds(10), host: "host-b", pid: 200, isAlive: { _ in true }))
+        let lost = await #expect(throws: SyncError.self) { try await store.renewFlusherLease(first) }
+        #expect(lost?.code == .leaseNotHeld)
+        _ = try await store.renewFlusherLease(taken)
+    }
+
+    @Test("a holder on this host whose process is gone is taken over at once, its in-flight ops back to pending")
+    func deadHolderTakenOver() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        try await store.remove(tweets(1...3), from: c1)
+        let dead = try acquired(try await store.acquireFlusherLease(host: "here", pid: 4242, isAlive: { _ in true }))
+        #expect(try await store.claimDueOps(lease: dead, limit: 2).count == 2)
+        #expect(try await store.status().ops.inFlight == 2)
+
+        let next = try acquired(try await store.acquireFlusherLease(host: "here", pid: 5151, isAlive: { $0 != 4242 }))
+        let ops = try await store.outbox(.all)
+        #expect(ops.map(\.state) == [.pending, .pending, .pending])
+        #expect(ops.map(\.attempts) == [1, 1, 0], "a crashed attempt still counts")
+        // The dead holder's late answers are ignored; the new holder's replay reconciles.
+        #expect(try await store.complete([OpResult(op: ops[0].id, outcome: .applied)], lease: dead) == 0)
+        let claimed = try await store.claimDueOps(lease: next, limit: 10)
+        #expect(claimed.map(\.id) == ops.map(\.id))
+        await #expect(throws: SyncError.self) { try await store.claimDueOps(lease: dead, limit: 10) }
+    }
+
+    @Test("the real process probe: this process exists, a reaped child does not")
+    func processProbe() throws {
+        #expect(processExists(getpid()))
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        #expect(!processExists(child.processIdentifier))
+    }
+
+    @Test("claiming: due ops only, oldest first, never two ops of one key, attempts counted")
+    func claiming() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock()
+        let store = try await openStore(folder, clock: clock)
+        let a = try await store.remove([tweet(1)], from: c1)[0]
+        let b = try await store.add([tweet(2)], to: c2)[0]
+        let lease = try acquired(try await store.acquireFlusherLease())
+        #expect(try await store.claimDueOps(lease: lease, limit: 1).map(\.id) == [a.id])
+        let behind = try await store.add([tweet(1)], to: c1)[0]
+        let claimed = try await store.claimDueOps(lease: lease, limit: 10)
+        #expect(claimed.map(\.id) == [b.id], "the op behind an in-flight op of its key waits")
+        #expect(claimed[0].state == .inFlight && claimed[0].attempts == 1)
+
+        // b fails transiently and is due in 30 s; a is applied, which frees the op behind it.
+        try await store.complete([OpResult(op: b.id, outcome: .retry(at: Date(millis: clock.now + 30_000), error: "HTTP 503")),
+                                  OpResult(op: a.id, outcome: .applied)], lease: lease)
+        #expect(try await store.claimDueOps(lease: lease, limit: 10).map(\.id) == [behind.id])
+        clock.advance(by: 30_000)
+        let lease2 = try await store.renewFlusherLease(lease)
+        let retried = try await store.claimDueOps(lease: lease2, limit: 10)
+        #expect(retried.map(\.id) == [b.id])
+        #expect(retried[0].attempts == 2)
+        // An auth stop gives the attempt back.
+        try await store.complete([OpResult(op: b.id, outcome: .release(error: "HTTP 401 code 89"))], lease: lease2)
+        let released = try #require(try await store.op(b.id))
+        #expect(released.state == .pending && released.attempts == 1 && released.lastError == "HTTP 401 code 89")
+    }
+
+    @Test("answers set the key's base, log the outcome and keep the view")
+    func answers() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        let removals = try await store.remove(tweets(1...2), from: c1)
+        let additions = try await store.add(tweets(3...4), to: c1)
+        let lease = try acquired(try await store.acquireFlusherLease())
+        _ = try await store.claimDueOps(lease: lease, limit: 10)
+        try await store.complete([
+            OpResult(op: removals[0].id, outcome: .applied), OpResult(op: removals[1].id, outcome: .alreadyApplied),
+            OpResult(op: additions[0].id, outcome: .applied), OpResult(op: additions[1].id, outcome: .alreadyApplied),
+        ], lease: lease)
+        #expect(try await store.outbox(.all).isEmpty)
+        #expect(try await store.entries(of: c1).map(\.tweet) == [tweet(4), tweet(3)])
+        #expect(try await store.entries(of: c1).allSatisfy { $0.pending == nil })
+        let events = try await store.log(limit: 4).reversed().map(\.event)
+        #expect(events == [.applied, .alreadyRemoved, .applied, .alreadyPresent])
+        let bases = try rows(store.path, "SELECT tweet_id, present, base_present FROM entries ORDER BY tweet_id")
+        #expect(bases == [["1", "0", "0"], ["2", "0", "0"], ["3", "1", "1"], ["4", "1", "1"]])
+    }
+}
