@@ -45,14 +45,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers shared by the test targets: temporary folders, raw reads of a database file.
+        .target(
+            name: "TestSupport",
+            dependencies: ["CSQLite"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "CollectionSyncTests",
-            dependencies: ["CollectionSync", "CSQLite"]
+            dependencies: ["CollectionSync", "CSQLite", "TestSupport"]
         ),
         .testTarget(
             name: "SyncctlTests",
             // Depending on the executable makes `swift test` build the binary the tests run.
-            dependencies: ["syncctl", "CollectionSync"]
+            dependencies: ["syncctl", "CollectionSync", "TestSupport"]
         ),
     ]
 )

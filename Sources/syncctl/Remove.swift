@@ -53,7 +53,7 @@ struct Add: AsyncParsableCommand {
 
 private func runEdit(_ kind: OpKind, collection: String, tweets: [String], options: GlobalOptions) async throws {
     let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
-    let tweetIDs = try parseAll(tweets, TweetID.init(validating:))
+    let tweetIDs = try parseAll(tweets + BulkArguments.extraTweets, TweetID.init(validating:))
     let store = try await options.openStore()
     let queued = kind == .remove
         ? try await store.remove(tweetIDs, from: collectionID)

@@ -24,14 +24,16 @@ struct SyncCtl: AsyncParsableCommand {
     /// Parses, runs, and maps every failure to the contract's exit code; with `--json` an error
     /// exit also prints `{"error":{"exit_code":N,"message":"..."}}` on stdout.
     static func main() async {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        let (arguments, extraTweets) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
         let json = arguments.prefix(while: { $0 != "--" }).contains("--json")
         do {
-            var command = try parseAsRoot(arguments)
-            if var command = command as? AsyncParsableCommand {
-                try await command.run()
-            } else {
-                try command.run()
+            try await BulkArguments.$extraTweets.withValue(extraTweets) {
+                var command = try parseAsRoot(arguments)
+                if var command = command as? AsyncParsableCommand {
+                    try await command.run()
+                } else {
+                    try command.run()
+                }
             }
         } catch {
             let failure: Failure

@@ -137,20 +137,3 @@ struct StoreTests {
     }
 }
 
-func pragma(_ path: String, _ name: String) throws -> String {
-    var db: OpaquePointer?
-    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK, let db else { throw SnapshotError(message: "open") }
-    defer { sqlite3_close_v2(db) }
-    var statement: OpaquePointer?
-    guard sqlite3_prepare_v2(db, "PRAGMA \(name)", -1, &statement, nil) == SQLITE_OK, let statement else { throw SnapshotError(message: "prepare") }
-    defer { sqlite3_finalize(statement) }
-    guard sqlite3_step(statement) == SQLITE_ROW else { throw SnapshotError(message: "step") }
-    return String(cString: sqlite3_column_text(statement, 0))
-}
-
-func execute(_ path: String, _ sql: String) throws {
-    var db: OpaquePointer?
-    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK, let db else { throw SnapshotError(message: "open") }
-    defer { sqlite3_close_v2(db) }
-    guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw SnapshotError(message: String(cString: sqlite3_errmsg(db))) }
-}

@@ -1,0 +1,81 @@
+import Foundation
+import TestSupport
+
+/// What one run of the built `syncctl` binary did.
+struct Run: CustomStringConvertible {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    /// stdout parsed as one JSON object (fails the caller's `#require` when it is not).
+    var json: [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+    }
+
+    var description: String { "exit \(status)\nstdout: \(stdout.prefix(2_000))\nstderr: \(stderr.prefix(2_000))" }
+}
+
+/// Runs the `syncctl` built next to this test bundle, in a clean environment.
+enum Syncctl {
+    static let binary: URL = {
+        let tests = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var folder = tests.deletingLastPathComponent()
+        // On Linux the runner is `<build>/debug/<package>PackageTests.xctest`; the binary is beside it.
+        for _ in 0..<3 where !FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent("syncctl").path) {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent("syncctl")
+    }()
+
+    /// A started child process, its output going to files in `folder`.
+    static func start(_ arguments: [String], environment: [String: String], folder: TemporaryFolder) throws -> (Process, URL, URL) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ["PATH": "/usr/bin:/bin", "HOME": folder.path("home"), "LANG": "C.UTF-8"]
+        env.merge(environment) { $1 }
+        process.environment = env
+        let id = UUID().uuidString
+        let out = folder.url.appendingPathComponent("out-\(id)")
+        let err = folder.url.appendingPathComponent("err-\(id)")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, out, err)
+    }
+
+    /// Runs to completion.
+    static func run(_ arguments: [String], db: String? = nil, environment: [String: String] = [:], folder: TemporaryFolder) throws -> Run {
+        var env = environment
+        if let db { env["SYNCCTL_DB"] = db }
+        let (process, out, err) = try start(arguments, environment: env, folder: folder)
+        process.waitUntilExit()
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        return Run(status: process.terminationStatus,
+                   stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+}
+
+/// Whether `value` is an RFC 3339 UTC time string.
+func isRFC3339(_ value: Any?) -> Bool {
+    guard let text = value as? String else { return false }
+    return text.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/) != nil
+}
+
+/// Decodes `run`'s stdout as `T`, whose property types are the contract's (ids as strings, counts
+/// as integers): a wrong type fails the decode.
+func decode<T: Decodable>(_ type: T.Type, _ run: Run) throws -> T {
+    try JSONDecoder().decode(T.self, from: Data(run.stdout.utf8))
+}
+
+/// The keys of a JSON object, so that keys whose value is null are seen to be present.
+func keys(_ object: Any?) -> Set<String> {
+    Set((object as? [String: Any])?.keys.map { $0 } ?? [])
+}
