@@ -1,18 +1,26 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// The core library (CollectionSync) depends only on libsqlite3, swift-log and the embedded
-// schema. Server-side dependencies (the mock API) must never enter its graph.
+// The core library (CollectionSync) depends on libsqlite3, swift-log, the embedded schema and the
+// API client (CollectionsAPI: swift-crypto, AsyncHTTPClient). Server-side dependencies
+// (Hummingbird, for the mock API in CollectionsMock) must never enter its graph.
 let package = Package(
     name: "collection-sync",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CollectionSync", targets: ["CollectionSync"]),
+        .library(name: "CollectionsAPI", targets: ["CollectionsAPI"]),
+        // A faithful, fault-injecting mock of the Collections API for users' own tests.
+        .library(name: "CollectionsMock", targets: ["CollectionsMock"]),
         .executable(name: "syncctl", targets: ["syncctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -38,10 +46,33 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The remote API: requests, OAuth signer, response models, error classes, transport.
+        .target(
+            name: "CollectionsAPI",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The mock API server. Depends on Hummingbird; nothing in the core graph depends on it.
+        .target(
+            name: "CollectionsMock",
+            dependencies: [
+                "CollectionsAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "syncctl",
             dependencies: [
                 "CollectionSync",
+                "CollectionsMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +85,15 @@ let package = Package(
         .testTarget(
             name: "CollectionSyncTests",
             dependencies: ["CollectionSync", "CSQLite", "TestSupport"]
+        ),
+        .testTarget(
+            name: "CollectionsAPITests",
+            dependencies: ["CollectionsAPI", "TestSupport"]
+        ),
+        .testTarget(
+            name: "CollectionsMockTests",
+            dependencies: ["CollectionsMock", "CollectionsAPI", "TestSupport",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         .testTarget(
             name: "SyncctlTests",

@@ -1,0 +1,329 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// A signed client for every endpoint of the Twitter v1.1 Collections API.
+///
+/// Each call is one request, signed afresh (new nonce and timestamp), with no retries of its own:
+/// the caller decides from the thrown ``CollectionsAPIError`` whether to reconcile, retry, wait or
+/// stop. Rate-limit headers of every answer are kept per endpoint (``rateLimit(for:)``).
+public final class CollectionsClient: Sendable {
+    /// How the client behaves. Defaults suit the real API.
+    public struct Configuration: Sendable {
+        /// Each request's own timeout.
+        public var requestTimeout: Duration = .seconds(30)
+        /// The wall clock behind `oauth_timestamp`.
+        public var now: @Sendable () -> Date = { Date() }
+        /// The source of `oauth_nonce`; fresh for every attempt.
+        public var nonce: @Sendable () -> String = {
+            var generator = SystemRandomNumberGenerator()
+            return OAuth1.makeNonce(using: &generator)
+        }
+
+        public init() {}
+    }
+
+    /// The API base URL, e.g. `https://api.twitter.com/1.1`, without a trailing slash.
+    public let baseURL: String
+    private let credentials: APICredentials
+    private let transport: any HTTPTransport
+    private let configuration: Configuration
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var clockOffset: Duration = .zero
+        var rateLimits: [String: RateLimit] = [:]
+    }
+
+    /// - Throws: ``CollectionsAPIError/Code/configuration`` when `baseURL` is not an `https` URL
+    ///   or an `http` URL of a loopback host (127.0.0.0/8, ::1, localhost).
+    public init(
+        baseURL: String, credentials: APICredentials, transport: any HTTPTransport,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "collections-api", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) throws {
+        self.baseURL = try Self.validate(baseURL: baseURL)
+        self.credentials = credentials
+        self.transport = transport
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: - Clock and rate limits
+
+    /// Added to the wall clock for `oauth_timestamp`: set it from a 401/135 answer's `Date`
+    /// header (``clockOffset(serverDate:)``) to correct a skewed local clock.
+    public var clockOffset: Duration {
+        get { state.withLock { $0.clockOffset } }
+        set { state.withLock { $0.clockOffset = newValue } }
+    }
+
+    /// The offset that makes the local clock agree with `serverDate`.
+    public func clockOffset(serverDate: Date) -> Duration {
+        .milliseconds(Int64((serverDate.timeIntervalSince(configuration.now()) * 1000).rounded()))
+    }
+
+    /// The last rate-limit headers seen from `endpoint` (e.g. `collections/entries/curate`).
+    public func rateLimit(for endpoint: String) -> RateLimit? {
+        state.withLock { $0.rateLimits[endpoint] }
+    }
+
+    // MARK: - Endpoints
+
+    /// One page of `GET collections/entries`: entries in descending `sort_index`.
+    public func entries(of collection: String, count: Int = 200, maxPosition: String? = nil, minPosition: String? = nil,
+                        deadline: ContinuousClock.Instant? = nil) async throws -> EntriesPage {
+        guard (1...200).contains(count) else { throw invalidArgument("count must be 1 to 200, not \(count)") }
+        var query = [("id", collection), ("count", String(count))]
+        if let maxPosition { query.append(("max_position", maxPosition)) }
+        if let minPosition { query.append(("min_position", minPosition)) }
+        let response = try await send("GET", "collections/entries", query: query, deadline: deadline)
+        return try AnswerClassifier.decode(EntriesPage.self, from: response, path: "collections/entries")
+    }
+
+    /// Every entry of a collection, paging back with `max_position` = the previous page's
+    /// `min_position`, de-duplicated by tweet id; stops when `was_truncated` is false or a page
+    /// adds nothing new. Returns the entries newest first and the timeline object, if sent.
+    public func allEntries(of collection: String, pageSize: Int = 200, deadline: ContinuousClock.Instant? = nil)
+        async throws -> (entries: [EntriesPage.Entry], timeline: Timeline?) {
+        var seen = Set<String>()
+        var entries: [EntriesPage.Entry] = []
+        var timeline: Timeline?
+        var maxPosition: String?
+        while true {
+            let page = try await self.entries(of: collection, count: pageSize, maxPosition: maxPosition, deadline: deadline)
+            timeline = timeline ?? page.timeline
+            var added = 0
+            for entry in page.entries where seen.insert(entry.tweetID).inserted {
+                entries.append(entry)
+                added += 1
+            }
+            guard page.position.wasTruncated, added > 0, let next = page.position.minPosition, next != maxPosition else { break }
+            maxPosition = next
+        }
+        return (entries, timeline)
+    }
+
+    /// `GET collections/show`.
+    public func show(_ collection: String, deadline: ContinuousClock.Instant? = nil) async throws -> CollectionInfo {
+        let response = try await send("GET", "collections/show", query: [("id", collection)], deadline: deadline)
+        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: "collections/show")
+    }
+
+    /// Who to list the collections of.
+    public enum Owner: Sendable, Hashable {
+        case userID(String)
+        case screenName(String)
+    }
+
+    /// `GET collections/list`: one page of a user's collections (optionally only those holding `tweetID`).
+    public func list(owner: Owner, tweetID: String? = nil, count: Int = 200, cursor: String? = nil,
+                     deadline: ContinuousClock.Instant? = nil) async throws -> CollectionList {
+        guard (1...200).contains(count) else { throw invalidArgument("count must be 1 to 200, not \(count)") }
+        var query: [(String, String)]
+        switch owner {
+        case .userID(let id): query = [("user_id", id)]
+        case .screenName(let name): query = [("screen_name", name)]
+        }
+        if let tweetID { query.append(("tweet_id", tweetID)) }
+        query.append(("count", String(count)))
+        if let cursor { query.append(("cursor", cursor)) }
+        let response = try await send("GET", "collections/list", query: query, deadline: deadline)
+        return try AnswerClassifier.decode(CollectionList.self, from: response, path: "collections/list")
+    }
+
+    /// `POST collections/create`.
+    public func create(name: String, description: String? = nil, url: String? = nil, timelineOrder: String? = nil,
+                       deadline: ContinuousClock.Instant? = nil) async throws -> CollectionInfo {
+        var form = [("name", name)]
+        if let description { form.append(("description", description)) }
+        if let url { form.append(("url", url)) }
+        if let timelineOrder { form.append(("timeline_order", timelineOrder)) }
+        let response = try await send("POST", "collections/create", form: form, deadline: deadline)
+        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: "collections/create")
+    }
+
+    /// `POST collections/update`. The API has no partial updates: all three fields are always
+    /// sent, and an empty string clears a field.
+    public func update(_ collection: String, name: String, description: String, url: String,
+                       deadline: ContinuousClock.Instant? = nil) async throws -> CollectionInfo {
+        let form = [("id", collection), ("name", name), ("description", description), ("url", url)]
+        let response = try await send("POST", "collections/update", form: form, deadline: deadline)
+        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: "collections/update")
+    }
+
+    /// `POST collections/destroy`; true when the answer says `destroyed`.
+    public func destroy(_ collection: String, deadline: ContinuousClock.Instant? = nil) async throws -> Bool {
+        let response = try await send("POST", "collections/destroy", form: [("id", collection)], deadline: deadline)
+        return try AnswerClassifier.decode(DestroyAnswer.self, from: response, path: "collections/destroy").destroyed
+    }
+
+    /// `POST collections/entries/add`.
+    public func add(_ tweetID: String, to collection: String, relativeTo: String? = nil, above: Bool? = nil,
+                    deadline: ContinuousClock.Instant? = nil) async throws -> ChangeResult {
+        var form = [("id", collection), ("tweet_id", tweetID)]
+        if let relativeTo { form.append(("relative_to", relativeTo)) }
+        if let above { form.append(("above", above ? "true" : "false")) }
+        return try await change("collections/entries/add", form: form, changes: [EntryChange(op: .add, tweetID: tweetID)], deadline: deadline)
+    }
+
+    /// `POST collections/entries/remove`.
+    public func remove(_ tweetID: String, from collection: String, deadline: ContinuousClock.Instant? = nil) async throws -> ChangeResult {
+        try await change("collections/entries/remove", form: [("id", collection), ("tweet_id", tweetID)],
+                         changes: [EntryChange(op: .remove, tweetID: tweetID)], deadline: deadline)
+    }
+
+    /// `POST collections/entries/move` (`curation_reverse_chron` collections only): applied, or
+    /// refused with the reason the server gave for this tweet.
+    public func move(_ tweetID: String, in collection: String, relativeTo: String, above: Bool = true,
+                     deadline: ContinuousClock.Instant? = nil) async throws -> ChangeOutcome {
+        let form = [("id", collection), ("tweet_id", tweetID), ("relative_to", relativeTo), ("above", above ? "true" : "false")]
+        let response = try await send("POST", "collections/entries/move", form: form, deadline: deadline)
+        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: "collections/entries/move")
+        let reason = envelope.response.errors?.first { $0.change?.tweet_id == tweetID }?.reason
+        return reason.map { .refused(reason: $0) } ?? .applied
+    }
+
+    /// `POST collections/entries/curate` with a JSON body of at most 100 changes (more are refused
+    /// before sending, as ``CollectionsAPIError/Code/tooManyChanges``). The JSON body is not signed.
+    public func curate(_ collection: String, changes: [EntryChange], deadline: ContinuousClock.Instant? = nil) async throws -> ChangeResult {
+        guard changes.count <= 100 else {
+            throw CollectionsAPIError(code: .tooManyChanges, message: "collections/entries/curate takes at most 100 changes, not \(changes.count)")
+        }
+        guard !changes.isEmpty else { throw invalidArgument("curate needs at least one change") }
+        struct Body: Encodable {
+            let id: String
+            let changes: [EntryChange]
+        }
+        let body = try JSONEncoder().encode(Body(id: collection, changes: changes))
+        let response = try await send("POST", "collections/entries/curate", json: Array(body), deadline: deadline)
+        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: "collections/entries/curate")
+        return ChangeResult(envelope: envelope, changes: changes)
+    }
+
+    private func change(_ endpoint: String, form: [(String, String)], changes: [EntryChange],
+                        deadline: ContinuousClock.Instant?) async throws -> ChangeResult {
+        let response = try await send("POST", endpoint, form: form, deadline: deadline)
+        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: endpoint)
+        return ChangeResult(envelope: envelope, changes: changes)
+    }
+
+    // MARK: - Sending
+
+    /// Sends one signed request and returns its 2xx answer; anything else throws the classified
+    /// ``CollectionsAPIError``. No request outlives `deadline`.
+    public func send(_ method: String, _ endpoint: String, query: [(String, String)] = [], form: [(String, String)]? = nil,
+                     json: [UInt8]? = nil, deadline: ContinuousClock.Instant? = nil) async throws -> HTTPResponseData {
+        var timeout = configuration.requestTimeout
+        if let deadline { timeout = min(timeout, ContinuousClock.now.duration(to: deadline)) }
+        guard timeout > .zero else {
+            throw CollectionsAPIError(code: .timeout, message: "\(endpoint): the deadline passed before the request was sent")
+        }
+        try Task.checkCancellation()
+
+        let resource = "\(baseURL)/\(endpoint).json"
+        var url = resource
+        if !query.isEmpty { url += "?" + Self.encode(query) }
+        var headers: [(String, String)] = [("accept", "application/json")]
+        var body: [UInt8]?
+        if let form {
+            headers.append(("content-type", "application/x-www-form-urlencoded"))
+            body = Array(Self.encode(form).utf8)
+        } else if let json {
+            headers.append(("content-type", "application/json"))
+            body = json
+        }
+        headers.append(("authorization", authorization(method: method, url: resource, parameters: query + (form ?? []))))
+
+        logger.debug("request", metadata: ["http.method": "\(method)", "api.endpoint": "\(endpoint)"])
+        let response: HTTPResponseData
+        do {
+            response = try await transport.send(HTTPRequestData(method: method, url: url, headers: headers, body: body),
+                                                timeout: timeout, maxBodyBytes: AnswerClassifier.maxBodyBytes)
+        } catch let error as CollectionsAPIError {
+            logger.debug("request failed", metadata: ["api.endpoint": "\(endpoint)", "error.code": "\(error.code)"])
+            throw error
+        } catch is CancellationError {
+            throw CollectionsAPIError(code: .cancelled, message: "\(endpoint) was cancelled")
+        } catch {
+            throw CollectionsAPIError(code: .network, message: "\(endpoint) failed: \(type(of: error))")
+        }
+        if let limit = RateLimit(headers: response) {
+            state.withLock { $0.rateLimits[endpoint] = limit }
+        }
+        logger.debug("answer", metadata: ["api.endpoint": "\(endpoint)", "http.status": "\(response.status)"])
+        if let failure = AnswerClassifier.failure(of: response, path: endpoint) { throw failure }
+        return response
+    }
+
+    /// The `Authorization` header for one attempt: a fresh nonce and timestamp every time.
+    private func authorization(method: String, url: String, parameters: [(String, String)]) -> String {
+        switch credentials.kind {
+        case .bearer(let token):
+            return "Bearer \(token)"
+        case .oauth1(let consumerKey, let consumerSecret, let token, let tokenSecret):
+            let now = configuration.now().addingTimeInterval(Double(clockOffset.wholeMilliseconds) / 1000)
+            return OAuth1.authorize(
+                method: method, baseURL: Self.signatureBaseURL(url), parameters: parameters,
+                consumerKey: consumerKey, consumerSecret: consumerSecret, token: token, tokenSecret: tokenSecret,
+                nonce: configuration.nonce(), timestamp: Int64(now.timeIntervalSince1970.rounded(.down)))
+        }
+    }
+
+    private func invalidArgument(_ message: String) -> CollectionsAPIError {
+        CollectionsAPIError(code: .invalidRequest, message: message)
+    }
+
+    static func encode(_ parameters: [(String, String)]) -> String {
+        parameters.map { "\(PercentEncoding.encode($0.0))=\(PercentEncoding.encode($0.1))" }.joined(separator: "&")
+    }
+
+    /// The URL as the signature base string wants it: scheme and host lower-cased, the port only
+    /// when it is not the scheme's default, no query.
+    static func signatureBaseURL(_ url: String) -> String {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              let host = components.host?.lowercased() else { return url }
+        var base = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)"
+        if let port = components.port, !(scheme == "https" && port == 443), !(scheme == "http" && port == 80) {
+            base += ":\(port)"
+        }
+        return base + components.percentEncodedPath
+    }
+
+    /// Checks and normalises a base URL: `https`, or `http` to a loopback host only.
+    public static func validate(baseURL: String) throws -> String {
+        var trimmed = baseURL
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let components = URLComponents(string: trimmed), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty, components.query == nil, components.fragment == nil else {
+            throw CollectionsAPIError(code: .configuration, message: "the API base URL \"\(trimmed.prefix(200))\" is not an absolute http(s) URL")
+        }
+        guard components.user == nil, components.password == nil else {
+            throw CollectionsAPIError(code: .configuration, message: "the API base URL must not carry a user name or password")
+        }
+        switch scheme {
+        case "https":
+            return trimmed
+        case "http" where isLoopback(host):
+            return trimmed
+        case "http":
+            throw CollectionsAPIError(code: .configuration,
+                                      message: "plain http is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost), not \(host): use https")
+        default:
+            throw CollectionsAPIError(code: .configuration, message: "the API base URL must use https, not \(scheme)")
+        }
+    }
+
+    /// 127.0.0.0/8, ::1 or localhost.
+    public static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare.lowercased() == "localhost" || bare == "::1" || bare == "0:0:0:0:0:0:0:1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets[0] == "127" else { return false }
+        return octets.allSatisfy { octet in
+            guard let value = Int(octet), (0...255).contains(value), String(value) == octet else { return false }
+            return true
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP request as sync needs it.
+public struct HTTPRequestData: Sendable {
+    public var method: String
+    public var url: String
+    /// Header names and values. Values may hold credentials: never log them.
+    public var headers: [(String, String)]
+    public var body: [UInt8]?
+
+    public init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// One HTTP answer: status, headers (names lower-cased) and the whole body.
+public struct HTTPResponseData: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers.map { ($0.0.lowercased(), $0.1) }
+        self.body = body
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let wanted = name.lowercased()
+        return headers.first { $0.0 == wanted }?.1
+    }
+}
+
+/// The narrow seam between the API client and the network: send one request, get its whole
+/// answer or a ``CollectionsAPIError`` (``CollectionsAPIError/Code/network``, `.timeout`,
+/// `.cancelled`, `.malformedResponse` for a body over the cap). Must honour task cancellation
+/// and never retry on its own.
+public protocol HTTPTransport: Sendable {
+    func send(_ request: HTTPRequestData, timeout: Duration, maxBodyBytes: Int) async throws -> HTTPResponseData
+}
+
+/// The production transport over AsyncHTTPClient: keep-alive connection pooling, no redirects,
+/// no automatic retries. One per engine; call ``shutdown()`` (or use ``withTransport(_:)``) when done.
+public final class AsyncHTTPClientTransport: HTTPTransport {
+    private let client: HTTPClient
+
+    public init(connectTimeout: Duration = .seconds(10)) {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.decompression = .disabled
+        configuration.timeout = .init(connect: .milliseconds(connectTimeout.wholeMilliseconds))
+        configuration.httpVersion = .http1Only
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Runs `body` with a transport that is shut down afterwards, whether `body` throws or not.
+    public static func withTransport<T: Sendable>(_ body: (AsyncHTTPClientTransport) async throws -> T) async throws -> T {
+        let transport = AsyncHTTPClientTransport()
+        do {
+            let result = try await body(transport)
+            try await transport.shutdown()
+            return result
+        } catch {
+            try? await transport.shutdown()
+            throw error
+        }
+    }
+
+    /// Closes every pooled connection. The transport is unusable afterwards.
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    public func send(_ request: HTTPRequestData, timeout: Duration, maxBodyBytes: Int) async throws -> HTTPResponseData {
+        guard timeout > .zero else {
+            throw CollectionsAPIError(code: .timeout, message: "no time left to send \(request.method) \(Self.path(of: request.url))")
+        }
+        var outgoing = HTTPClientRequest(url: request.url)
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
+        if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
+        let amount = TimeAmount.milliseconds(max(timeout.wholeMilliseconds, 1))
+        do {
+            let response = try await client.execute(outgoing, timeout: amount)
+            var body = try await response.body.collect(upTo: maxBodyBytes)
+            let bytes = body.readBytes(length: body.readableBytes) ?? []
+            return HTTPResponseData(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: bytes)
+        } catch let error as CollectionsAPIError {
+            throw error
+        } catch is CancellationError {
+            throw CollectionsAPIError(code: .cancelled, message: "\(request.method) \(Self.path(of: request.url)) was cancelled")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            throw CollectionsAPIError(code: .timeout, message: "\(request.method) \(Self.path(of: request.url)) got no answer in time (\(error))")
+        } catch let error as HTTPClientError where error == .cancelled {
+            throw CollectionsAPIError(code: .cancelled, message: "\(request.method) \(Self.path(of: request.url)) was cancelled")
+        } catch is NIOTooManyBytesError {
+            throw CollectionsAPIError(code: .malformedResponse, message: "the answer to \(request.method) \(Self.path(of: request.url)) is larger than \(maxBodyBytes) bytes")
+        } catch {
+            if Task.isCancelled {
+                throw CollectionsAPIError(code: .cancelled, message: "\(request.method) \(Self.path(of: request.url)) was cancelled")
+            }
+            throw CollectionsAPIError(code: .network, message: "\(request.method) \(Self.path(of: request.url)) failed: \(Self.describe(error))")
+        }
+    }
+
+    /// The URL without its query (which may hold parameters), for messages.
+    static func path(of url: String) -> String {
+        String(url.split(separator: "?", maxSplits: 1).first ?? "")
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError { return String(describing: error) }
+        return String(describing: type(of: error)) + ": " + String(describing: error)
+    }
+}
+
+extension Duration {
+    var wholeMilliseconds: Int64 {
+        let parts = components
+        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
+    }
+}
