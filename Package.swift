@@ -88,7 +88,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CollectionsAPITests",
-            dependencies: ["CollectionsAPI", "TestSupport"]
+            dependencies: ["CollectionsAPI", "TestSupport",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
             name: "CollectionsMockTests",

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// One HTTP request as sync needs it.
 public struct HTTPRequestData: Sendable {
@@ -50,9 +51,16 @@ public protocol HTTPTransport: Sendable {
 /// no automatic retries. One per engine; call ``shutdown()`` (or use ``withTransport(_:)``) when done.
 public final class AsyncHTTPClientTransport: HTTPTransport {
     private let client: HTTPClient
+    private let isShutDown = Mutex(false)
 
+    /// - Parameter connectTimeout: how long establishing one connection may take.
+    ///
+    /// A refused connection fails at once: AsyncHTTPClient's own retrying of connection
+    /// establishment is off, because the sync worker backs off per op and must see an outage as
+    /// an outage, not as a request hanging until the connect timeout.
     public init(connectTimeout: Duration = .seconds(10)) {
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
         configuration.timeout = .init(connect: .milliseconds(connectTimeout.wholeMilliseconds))
@@ -75,7 +83,17 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
 
     /// Closes every pooled connection. The transport is unusable afterwards.
     public func shutdown() async throws {
+        guard isShutDown.withLock({ done in defer { done = true }; return !done }) else { return }
         try await client.shutdown()
+    }
+
+    deinit {
+        // AsyncHTTPClient traps when a client is released without a shutdown. A transport dropped
+        // on an error path still closes its connections, in the background.
+        if !isShutDown.withLock({ $0 }) {
+            let client = self.client
+            client.shutdown().whenComplete { _ in _ = client }
+        }
     }
 
     public func send(_ request: HTTPRequestData, timeout: Duration, maxBodyBytes: Int) async throws -> HTTPResponseData {
