@@ -43,6 +43,7 @@ let package = Package(
             dependencies: [
                 "CSQLite",
                 "CollectionSyncSchema",
+                "CollectionsAPI",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,7 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CollectionSyncTests",
-            dependencies: ["CollectionSync", "CSQLite", "TestSupport"]
+            dependencies: ["CollectionSync", "CollectionsAPI", "CSQLite", "TestSupport"]
         ),
         .testTarget(
             name: "CollectionsAPITests",

@@ -32,8 +32,9 @@ public enum OpOutcome: Sendable, Hashable {
     case failed(reason: String)
     /// Not applied, try again at `at` (transient failures); the attempt counts.
     case retry(at: Date, error: String)
-    /// Not applied and the attempt does not count (authentication or configuration stops).
-    case release(error: String)
+    /// Not applied and the attempt does not count (authentication or configuration stops, rate
+    /// limits); not sent again before `until` when given.
+    case release(error: String, until: Date? = nil)
 }
 
 /// The outcome of one op, for ``SyncStore/complete(_:lease:)``.
@@ -186,10 +187,11 @@ extension WriteTransaction {
         case .retry(let at, let error):
             try db.run("UPDATE ops SET state = 'pending', next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .integer(at.millis), .text(error), id)
-        case .release(let error):
+        case .release(let error, let until):
             try db.run("""
-                UPDATE ops SET state = 'pending', attempts = max(attempts - 1, 0), last_error = ?, claimed_by = NULL WHERE id = ?
-                """, .text(error), id)
+                UPDATE ops SET state = 'pending', attempts = max(attempts - 1, 0), next_attempt_at = ?, last_error = ?, claimed_by = NULL
+                WHERE id = ?
+                """, .int(until?.millis), .text(error), id)
         }
         return true
     }
@@ -247,6 +249,56 @@ extension SyncStore {
                 RateLimitState(endpoint: row.string(0), limit: row.optionalInt64(1).map(Int.init), remaining: row.optionalInt64(2).map(Int.init),
                                resetAt: row.optionalInt64(3).map(Date.init(millis:)), blockedUntil: row.optionalInt64(4).map(Date.init(millis:)))
             }
+        }
+    }
+}
+
+extension SyncStore {
+    /// Records that `apiBase` answered a request successfully: a later 404 from it can then mean
+    /// a missing collection rather than a wrong base URL.
+    public func recordAPISuccess(apiBase: String) async throws {
+        try await write { tx in
+            try tx.db.run("""
+                INSERT INTO api_bases (url, first_success_at, last_success_at) VALUES (?1, ?2, ?2)
+                ON CONFLICT (url) DO UPDATE SET last_success_at = ?2, first_success_at = coalesce(first_success_at, ?2)
+                """, .text(apiBase), .integer(tx.wallMillis))
+        }
+    }
+
+    /// Whether `apiBase` has ever answered a request successfully.
+    public func hasAnsweredSuccessfully(apiBase: String) async throws -> Bool {
+        try await database.read { db in
+            try db.queryFirst("SELECT first_success_at IS NOT NULL FROM api_bases WHERE url = ?", .text(apiBase)) { $0.int(0) == 1 } ?? false
+        }
+    }
+
+    /// The clock offset learned for `apiBase` from a clock-skew answer (zero when none).
+    public func clockOffset(apiBase: String) async throws -> Duration {
+        try await database.read { db in
+            .milliseconds(try db.queryFirst("SELECT clock_offset_ms FROM api_bases WHERE url = ?", .text(apiBase)) { $0.int64(0) } ?? 0)
+        }
+    }
+
+    /// Remembers the clock offset for `apiBase`, so that later processes sign with it.
+    public func recordClockOffset(_ offset: Duration, apiBase: String) async throws {
+        try await write { tx in
+            try tx.db.run("""
+                INSERT INTO api_bases (url, clock_offset_ms) VALUES (?1, ?2)
+                ON CONFLICT (url) DO UPDATE SET clock_offset_ms = ?2
+                """, .text(apiBase), .integer(offset.milliseconds))
+        }
+    }
+
+    /// Pending ops (due or not) and the earliest time a not-yet-due one becomes due.
+    public func pendingSummary() async throws -> (pending: Int, failed: Int, nextAttemptAt: Date?) {
+        let now = wallClock.nowMillis()
+        return try await database.read { db in
+            let pending = try db.queryFirst("SELECT count(*) FROM ops WHERE state IN ('pending', 'in_flight')") { $0.int(0) } ?? 0
+            let failed = try db.queryFirst("SELECT count(*) FROM ops WHERE state = 'failed'") { $0.int(0) } ?? 0
+            let next = try db.queryFirst(
+                "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
+                .integer(now)) { $0.optionalInt64(0) } ?? nil
+            return (pending, failed, next.map(Date.init(millis:)))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionsAPI
 
 /// The exit codes of the contract (sysexits), `syncctl.md`.
 enum Exit {
@@ -17,12 +18,15 @@ enum Exit {
 struct Failure: Error, CustomStringConvertible {
     let exitCode: Int32
     let message: String
+    /// The command already printed its message (and JSON document): only exit with the code.
+    var reported = false
 
     var description: String { message }
 
-    init(exitCode: Int32, message: String) {
+    init(exitCode: Int32, message: String, reported: Bool = false) {
         self.exitCode = exitCode
         self.message = message
+        self.reported = reported
     }
 
     static func usage(_ message: String) -> Failure { Failure(exitCode: Exit.usage, message: message) }
@@ -32,6 +36,15 @@ struct Failure: Error, CustomStringConvertible {
         switch error {
         case let failure as Failure:
             self = failure
+        case let error as CollectionsAPIError:
+            switch error.code {
+            case .configuration: exitCode = Exit.config
+            case .authentication, .forbidden, .clockSkew: exitCode = Exit.auth
+            case .rateLimited, .cancelled: exitCode = Exit.tryLater
+            case .notFound, .invalidRequest, .permanent, .tooManyChanges: exitCode = Exit.usage
+            default: exitCode = Exit.unavailable
+            }
+            message = error.description
         case let error as SyncError:
             switch error.code {
             case .invalidInput, .opNotFound: exitCode = Exit.usage

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionsAPI
 import Foundation
 
 @main
@@ -17,7 +18,7 @@ struct SyncCtl: AsyncParsableCommand {
         version: version,
         subcommands: [
             Remove.self, Add.self, Entries.self, Status.self, Outbox.self, Log.self,
-            Retry.self, Discard.self, Demo.self,
+            Retry.self, Discard.self, Pull.self, Flush.self, Watch.self, Demo.self,
         ]
     )
 
@@ -36,8 +37,9 @@ struct SyncCtl: AsyncParsableCommand {
                 }
             }
         } catch {
+            if let failure = error as? Failure, failure.reported { Foundation.exit(failure.exitCode) }
             let failure: Failure
-            if error is Failure || error is SyncError {
+            if error is Failure || error is SyncError || error is CollectionsAPIError {
                 failure = Failure(error)
             } else {
                 let code = exitCode(for: error).rawValue

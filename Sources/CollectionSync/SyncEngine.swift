@@ -1,0 +1,268 @@
+import CollectionsAPI
+import Foundation
+import Logging
+import Synchronization
+
+/// How a flush went.
+public struct FlushReport: Sendable, Hashable {
+    /// Why the flush ended.
+    public enum StopReason: Sendable, Hashable {
+        /// Nothing is pending.
+        case drained
+        /// Ops are pending but none is due yet (backoff).
+        case notDue
+        /// An endpoint is rate limited until this time.
+        case rateLimited(until: Date)
+        /// The deadline passed with ops pending.
+        case deadline
+        /// The API rejected the credentials (401/403, 400/215); ops are kept, attempts not counted.
+        case authentication(String)
+        /// The configuration is unusable (a base URL that does not serve the API, ...); ops kept.
+        case configuration(String)
+        /// Another flusher holds the lease.
+        case leaseHeld(LeaseHolder)
+        /// The flush's task was cancelled.
+        case cancelled
+    }
+
+    /// Ops sent in requests (an op sent twice counts twice).
+    public var sent = 0
+    public var applied = 0
+    /// Ops whose intent the server already had (`not_found` removes, `duplicate` adds).
+    public var alreadyApplied = 0
+    /// Ops dead-lettered by this flush.
+    public var failed = 0
+    /// Ops pending or in flight when the flush ended.
+    public var pending = 0
+    /// Dead-lettered ops in the outbox when the flush ended (from this flush or earlier).
+    public var deadLetters = 0
+    /// Requests sent.
+    public var requests = 0
+    /// The earliest time a pending op becomes due.
+    public var nextAttemptAt: Date?
+    /// The last transient failure (network, timeout, 5xx, malformed answer) if the last attempt
+    /// of the flush failed that way: the API could not be reached.
+    public var unreachable: String?
+    public var stopReason: StopReason = .drained
+
+    public init() {}
+}
+
+/// Options of one flush.
+public struct FlushOptions: Sendable {
+    /// No request outlives it; the flush stops there.
+    public var deadline: ContinuousClock.Instant?
+    /// Sleep through backoff and rate-limit waits (and a held lease) until the queue is empty or
+    /// the deadline passes.
+    public var wait = false
+
+    public init(deadline: ContinuousClock.Instant? = nil, wait: Bool = false) {
+        self.deadline = deadline
+        self.wait = wait
+    }
+}
+
+/// The sync worker: replays the outbox against the Collections API and pulls collections.
+public final class SyncEngine: Sendable {
+    /// How the engine works. Defaults are the spec's.
+    public struct Configuration: Sendable {
+        /// Changes per `entries/curate` request, 1...100; 1 uses `entries/add` / `entries/remove`.
+        public var batchSize = 100
+        /// Requests in flight at once.
+        public var concurrency = 4
+        /// How long the flusher lease lasts between renewals.
+        public var leaseTTL: Duration = .seconds(30)
+        /// Backoff after transient failures.
+        public var backoff = Backoff()
+        /// Dead-letter an op after this many transient failures; nil (the default) never does.
+        public var maxAttempts: Int?
+        /// The clock the engine sleeps on (waits for backoff, rate limits, the lease).
+        public var sleepClock: any Clock<Duration> = ContinuousClock()
+        /// A draw in [0, 1] for the jitter: one per failed request.
+        public var jitter: @Sendable () -> Double = { Double.random(in: 0...1) }
+        /// How often the watch loop looks for new or newly due ops.
+        public var watchInterval: Duration = .seconds(1)
+
+        public init() {}
+    }
+
+    public let store: SyncStore
+    public let client: CollectionsClient
+    let configuration: Configuration
+    let logger: Logger
+    private let broadcaster = EventBroadcaster()
+    let hasRecordedSuccess = Mutex(false)
+    var apiBase: String { client.baseURL }
+
+    /// - Throws: ``SyncError/Code/invalidInput`` for a batch size outside 1...100 or a
+    ///   concurrency below 1.
+    public init(store: SyncStore, client: CollectionsClient, configuration: Configuration = Configuration(),
+                logger: Logger = Logger(label: "collection-sync", factory: { _ in SwiftLogNoOpLogHandler() })) throws {
+        guard (1...100).contains(configuration.batchSize) else {
+            throw SyncError.invalid("the batch size must be 1 to 100, not \(configuration.batchSize)")
+        }
+        guard configuration.concurrency >= 1 else {
+            throw SyncError.invalid("the concurrency must be 1 or more, not \(configuration.concurrency)")
+        }
+        self.store = store
+        self.client = client
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// A stream of progress events from now on. Ends when the subscriber stops iterating.
+    public func events() -> AsyncStream<SyncEvent> { broadcaster.subscribe() }
+
+    func emit(_ event: SyncEvent) { broadcaster.emit(event) }
+
+    // MARK: - Flush
+
+    /// Replays due ops: takes the flusher lease, claims due ops, sends them in batches (up to
+    /// ``Configuration/concurrency`` requests at once), commits every answer, and returns why it
+    /// stopped. Database failures throw ``SyncError``; API failures are in the report.
+    public func flush(_ options: FlushOptions = FlushOptions()) async throws -> FlushReport {
+        let lease: FlusherLease
+        switch try await takeLease(options) {
+        case .heldBy(let holder):
+            var report = try await finalReport(FlushReport())
+            report.stopReason = .leaseHeld(holder)
+            emit(.stopped(report))
+            return report
+        case .acquired(let acquired):
+            lease = acquired
+        }
+        do {
+            let report = try await drain(lease: lease, options: options)
+            try await store.releaseFlusherLease(lease)
+            emit(.stopped(report))
+            return report
+        } catch {
+            try? await store.releaseFlusherLease(lease)
+            throw error
+        }
+    }
+
+    /// Takes the lease, waiting for it with `wait` until the deadline.
+    private func takeLease(_ options: FlushOptions) async throws -> LeaseAcquisition {
+        while true {
+            let acquisition = try await store.acquireFlusherLease(ttl: configuration.leaseTTL)
+            guard case .heldBy(let holder) = acquisition, options.wait else { return acquisition }
+            let untilExpiry = max(holder.expiresAt.timeIntervalSince(Date(millis: store.wallClock.nowMillis())), 0.05)
+            let pause = Duration.milliseconds(Int64(min(untilExpiry, 1) * 1000))
+            if let deadline = options.deadline, ContinuousClock.now + pause >= deadline { return acquisition }
+            try await configuration.sleepClock.sleep(for: pause)
+        }
+    }
+
+    /// The flush loop while holding `lease`.
+    func drain(lease initial: FlusherLease, options: FlushOptions) async throws -> FlushReport {
+        var lease = initial
+        var report = FlushReport()
+        client.clockOffset = try await store.clockOffset(apiBase: apiBase)
+        let endpoints = configuration.batchSize == 1
+            ? ["collections/entries/add", "collections/entries/remove"] : ["collections/entries/curate"]
+
+        while true {
+            if Task.isCancelled { report.stopReason = .cancelled; break }
+            if let deadline = options.deadline, ContinuousClock.now >= deadline { report.stopReason = .deadline; break }
+            lease = try await renew(lease)
+
+            let now = Date(millis: store.wallClock.nowMillis())
+            if let blocked = try await store.rateLimits(apiBase: apiBase)
+                .filter({ endpoints.contains($0.endpoint) }).compactMap(\.blockedUntil).filter({ $0 > now }).max() {
+                for endpoint in endpoints { emit(.waitingForRateLimit(endpoint: endpoint, until: blocked)) }
+                if options.wait, try await sleep(until: blocked, deadline: options.deadline) { continue }
+                report.stopReason = .rateLimited(until: blocked)
+                break
+            }
+
+            let ops = try await store.claimDueOps(lease: lease, limit: configuration.batchSize * configuration.concurrency)
+            if ops.isEmpty {
+                let summary = try await store.pendingSummary()
+                if summary.pending == 0 { report.stopReason = .drained; break }
+                if options.wait, let next = summary.nextAttemptAt, try await sleep(until: next, deadline: options.deadline) { continue }
+                report.stopReason = .notDue
+                break
+            }
+
+            let stop = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline)
+            if let stop { report.stopReason = stop; break }
+        }
+        return try await finalReport(report)
+    }
+
+    private func finalReport(_ report: FlushReport) async throws -> FlushReport {
+        var report = report
+        let summary = try await store.pendingSummary()
+        report.pending = summary.pending
+        report.deadLetters = summary.failed
+        report.nextAttemptAt = summary.nextAttemptAt
+        if report.pending == 0 { report.unreachable = nil }
+        return report
+    }
+
+    private func renew(_ lease: FlusherLease) async throws -> FlusherLease {
+        let remaining = lease.expiresAt.timeIntervalSince(Date(millis: store.wallClock.nowMillis()))
+        guard remaining < configuration.leaseTTL.seconds / 2 else { return lease }
+        return try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL)
+    }
+
+    /// Sleeps until the wall time `wallTime`; false (without sleeping) when that is past the deadline.
+    private func sleep(until wallTime: Date, deadline: ContinuousClock.Instant?) async throws -> Bool {
+        let wait = Duration.milliseconds(max(wallTime.millis - store.wallClock.nowMillis(), 0) + 1)
+        if let deadline, ContinuousClock.now + wait >= deadline { return false }
+        try await configuration.sleepClock.sleep(for: wait)
+        return true
+    }
+
+    /// Claimed ops grouped per collection in claim order, cut into batches.
+    func batches(_ ops: [Op]) -> [[Op]] {
+        var order: [CollectionID] = []
+        var byCollection: [CollectionID: [Op]] = [:]
+        for op in ops {
+            if byCollection[op.collection] == nil { order.append(op.collection) }
+            byCollection[op.collection, default: []].append(op)
+        }
+        return order.flatMap { collection in
+            stride(from: 0, to: byCollection[collection]!.count, by: configuration.batchSize).map {
+                Array(byCollection[collection]![$0..<min($0 + configuration.batchSize, byCollection[collection]!.count)])
+            }
+        }
+    }
+
+    /// Sends the batches with at most `concurrency` requests in flight, committing each answer
+    /// as it arrives. Returns a stop reason when a batch says the flush must stop.
+    private func send(_ batches: [[Op]], lease: FlusherLease, into report: inout FlushReport,
+                      deadline: ContinuousClock.Instant?) async throws -> FlushReport.StopReason? {
+        var stop: FlushReport.StopReason?
+        try await withThrowingTaskGroup(of: BatchResult.self) { group in
+            var pending = batches[...]
+            func startNext() {
+                guard let batch = pending.popFirst() else { return }
+                group.addTask { try await self.process(batch, lease: lease, deadline: deadline) }
+            }
+            for _ in 0..<configuration.concurrency { startNext() }
+            while let result = try await group.next() {
+                report.sent += result.sent
+                report.requests += result.requests
+                report.applied += result.applied
+                report.alreadyApplied += result.alreadyApplied
+                report.failed += result.failed
+                if let transient = result.transient { report.unreachable = transient } else if result.answered { report.unreachable = nil }
+                if let reason = result.stop, stop == nil { stop = reason }
+                if stop == nil { startNext() }
+            }
+            // Claimed but never sent because the flush stops: back to pending, attempt not counted.
+            let unsent = pending.flatMap { $0 }.map { OpResult(op: $0.id, outcome: .release(error: "not sent: the flush stopped")) }
+            if !unsent.isEmpty { try await store.complete(unsent, lease: lease) }
+        }
+        return stop
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import CollectionSync
+import CollectionsAPI
+import Foundation
+
+/// Options of the commands that talk to the API.
+struct NetworkOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The API base URL (default: $SYNCCTL_API_BASE, else https://api.twitter.com/1.1). Plain http only for loopback hosts.",
+        valueName: "url"))
+    var apiBase: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "A KEY=value credentials file (default: $SYNCCTL_CREDENTIALS), readable by its owner only; replaces the environment's credentials.",
+        valueName: "path"))
+    var credentials: String?
+
+    static let defaultAPIBase = "https://api.twitter.com/1.1"
+    static let oauthNames = ["TWITTER_CONSUMER_KEY", "TWITTER_CONSUMER_SECRET", "TWITTER_ACCESS_TOKEN", "TWITTER_ACCESS_TOKEN_SECRET"]
+    static let bearerName = "TWITTER_BEARER_TOKEN"
+
+    /// The base URL: flag, then environment, then default; checked (https, or http to loopback).
+    func resolvedAPIBase(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        let raw = [apiBase, environment["SYNCCTL_API_BASE"]].compactMap { $0 }.first { !$0.isEmpty } ?? Self.defaultAPIBase
+        do {
+            return try CollectionsClient.validate(baseURL: raw)
+        } catch let error as CollectionsAPIError {
+            throw Failure(exitCode: Exit.config, message: error.message)
+        }
+    }
+
+    /// Credentials from the credentials file when one is given, else from the environment.
+    /// Empty values count as absent; the four OAuth 1.0a values go together.
+    func resolvedCredentials(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> APICredentials {
+        var values = environment
+        if let path = [credentials, environment["SYNCCTL_CREDENTIALS"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) {
+            values = try CredentialsFile.read(path)
+        }
+        let oauth = Self.oauthNames.map { values[$0].flatMap { $0.isEmpty ? nil : $0 } }
+        let present = oauth.compactMap { $0 }
+        if present.count == 4 {
+            return .oauth1(consumerKey: present[0], consumerSecret: present[1], accessToken: present[2], accessTokenSecret: present[3])
+        }
+        if !present.isEmpty {
+            let missing = zip(Self.oauthNames, oauth).filter { $0.1 == nil }.map(\.0)
+            throw Failure(exitCode: Exit.config, message: "incomplete OAuth 1.0a credentials: \(missing.joined(separator: ", ")) missing (the four values go together)")
+        }
+        if let bearer = values[Self.bearerName], !bearer.isEmpty { return .bearer(bearer) }
+        throw Failure(exitCode: Exit.config, message: "no credentials: set \(Self.oauthNames.joined(separator: ", ")) or \(Self.bearerName), or give --credentials FILE")
+    }
+
+    /// The engine over a fresh transport; shut the transport down when done.
+    func makeEngine(store: SyncStore, configure: (inout SyncEngine.Configuration) -> Void = { _ in }) throws -> (SyncEngine, AsyncHTTPClientTransport) {
+        let base = try resolvedAPIBase()
+        let credentials = try resolvedCredentials()
+        let transport = AsyncHTTPClientTransport()
+        do {
+            let client = try CollectionsClient(baseURL: base, credentials: credentials, transport: transport)
+            var configuration = SyncEngine.Configuration()
+            configure(&configuration)
+            return (try SyncEngine(store: store, client: client, configuration: configuration), transport)
+        } catch {
+            Task { try? await transport.shutdown() }
+            throw error
+        }
+    }
+}
+
+/// The `KEY=value` credentials file.
+enum CredentialsFile {
+    static let names = Set(NetworkOptions.oauthNames + [NetworkOptions.bearerName])
+
+    /// Reads the file after checking that only its owner can read it. Never echoes a value.
+    static func read(_ path: String) throws -> [String: String] {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw Failure(exitCode: Exit.config, message: "cannot read the credentials file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw Failure(exitCode: Exit.config, message: "the credentials file \(path) is not a regular file")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw Failure(exitCode: Exit.config, message: String(format: "the credentials file %@ is readable by group or others (mode %04o): run chmod 600 on it", path, Int(info.st_mode & 0o7777)))
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(exitCode: Exit.config, message: "cannot read the credentials file \(path)")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), path: path)
+    }
+
+    /// `KEY=value` lines; blank lines and `#` comments are skipped; values may be quoted.
+    static func parse(_ text: String, path: String) throws -> [String: String] {
+        var values: [String: String] = [:]
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw Failure(exitCode: Exit.config, message: "the credentials file \(path), line \(number + 1): expected KEY=value")
+            }
+            var key = String(line[..<equals]).trimmingCharacters(in: .whitespaces)
+            if key.hasPrefix("export ") { key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+            guard names.contains(key) else {
+                throw Failure(exitCode: Exit.config, message: "the credentials file \(path), line \(number + 1): unknown key \(quotedKey(key))")
+            }
+            var value = String(line[line.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = String(value.dropFirst().dropLast())
+            }
+            values[key] = value
+        }
+        return values
+    }
+
+    private static func quotedKey(_ key: String) -> String {
+        "\"" + String(key.prefix(40).filter { $0.isASCII && !$0.isNewline }) + "\""
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import CollectionSync
+import CollectionsAPI
+import Foundation
+
+struct Pull: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fetch a collection's entries and merge them (last-writer-wins) into the local copy.",
+        discussion: """
+            Pages through the whole collection, then merges in one transaction: a failed pull
+            changes nothing. Remote writes and conflicts are written to the log (syncctl log).
+            A 404 exits 64 (unknown collection) when this base URL has answered before, 78 (wrong
+            base URL) when it never has.
+
+            Examples:
+              syncctl pull custom-388061495298244609
+              syncctl pull --json --api-base http://127.0.0.1:8080/1.1 custom-1
+            """)
+
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var network: NetworkOptions
+
+    @Argument(help: "The collection id (custom-<digits>).")
+    var collection: String
+
+    @Option(name: .long, help: "Stop after this many seconds; no request outlives it.")
+    var deadline: Double?
+
+    func validate() throws {
+        if let deadline { guard deadline >= 0, deadline.isFinite else { throw ValidationError("--deadline must be a number of seconds, 0 or more") } }
+    }
+
+    func run() async throws {
+        let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
+        let store = try await options.openStore()
+        let (engine, transport) = try network.makeEngine(store: store)
+        defer { Task { try? await transport.shutdown() } }
+        let answeredBefore = try await store.hasAnsweredSuccessfully(apiBase: engine.client.baseURL)
+        let report: PullReport
+        do {
+            report = try await engine.pull(collectionID, deadline: deadline.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) })
+        } catch let error as CollectionsAPIError where error.code == .notFound {
+            try? await transport.shutdown()
+            throw answeredBefore
+                ? Failure(exitCode: Exit.usage, message: "no collection \(collectionID) at \(engine.client.baseURL)")
+                : Failure(exitCode: Exit.config, message: "\(engine.client.baseURL) answered 404 and has never answered successfully: check the API base URL")
+        } catch let error as CollectionsAPIError where error.code == .timeout {
+            try? await transport.shutdown()
+            throw Failure(exitCode: Exit.unavailable, message: error.description)
+        }
+        try? await transport.shutdown()
+        options.emit(.object([("collection_id", .string(collectionID.rawValue)), ("entries", .int(report.entries)),
+                              ("remote_writes", .int(report.remoteWrites)), ("conflicts", .int(report.conflicts))]),
+                     text: "\(collectionID): \(report.entries) entries; \(report.remoteWrites) remote writes, \(report.conflicts) conflicts")
+    }
+}
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep flushing as ops become due, until interrupted.",
+        discussion: """
+            Holds the flusher lease and flushes whenever edits arrive (from any process) or
+            backoff and rate-limit waits end. SIGINT or SIGTERM ends it cleanly: the lease is
+            released and the exit code is 0.
+
+            Examples:
+              syncctl watch
+              syncctl watch --api-base http://127.0.0.1:8080/1.1
+            """)
+
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var network: NetworkOptions
+
+    @Option(name: .long, help: "Changes per request, 1 to 100.")
+    var batchSize = 100
+
+    @Option(name: .long, help: "Requests in flight at once (1 or more).")
+    var concurrency = 4
+
+    func validate() throws {
+        guard (1...100).contains(batchSize) else { throw ValidationError("--batch-size must be 1 to 100, not \(batchSize)") }
+        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 64, not \(concurrency)") }
+    }
+
+    func run() async throws {
+        let store = try await options.openStore()
+        let (engine, transport) = try network.makeEngine(store: store) {
+            $0.batchSize = batchSize
+            $0.concurrency = concurrency
+        }
+        let task = Task { try await engine.run() }
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { task.cancel() }
+        let result = await task.result
+        signals.cancel()
+        try? await transport.shutdown()
+        try result.get()
+        options.emit(.object([("stopped", .bool(true))]), text: "")
+    }
+}
+
+/// Turns the given signals into a callback (their default action is disabled meanwhile).
+final class SignalWatcher: @unchecked Sendable {
+    // @unchecked: the sources are set once in init and only cancelled afterwards (thread-safe).
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32], _ handler: @escaping @Sendable () -> Void) {
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}
