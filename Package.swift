@@ -67,7 +67,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "syncctl",
@@ -99,10 +100,15 @@ let package = Package(
             dependencies: ["CollectionsMock", "CollectionsAPI", "TestSupport",
                            .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
+        // The worker against the real mock over loopback, and crash tests of the real binary.
+        .testTarget(
+            name: "SyncIntegrationTests",
+            dependencies: ["CollectionSync", "CollectionsAPI", "CollectionsMock", "TestSupport"]
+        ),
         .testTarget(
             name: "SyncctlTests",
             // Depending on the executable makes `swift test` build the binary the tests run.
-            dependencies: ["syncctl", "CollectionSync", "TestSupport"]
+            dependencies: ["syncctl", "CollectionSync", "CollectionsMock", "TestSupport"]
         ),
     ]
 )

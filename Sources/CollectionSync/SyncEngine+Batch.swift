@@ -95,7 +95,9 @@ extension SyncEngine {
             try await attempt(batch, lease: lease, deadline: deadline, result: &result, skewRetried: true)
 
         case .rateLimited:
-            let until = error.rateLimitReset ?? Date(millis: store.wallClock.nowMillis() + 15 * 60 * 1000)
+            // A reset already past (clocks differ, or the server says so) still waits a moment.
+            let now = store.wallClock.nowMillis()
+            let until = Date(millis: max(error.rateLimitReset?.millis ?? now + 15 * 60 * 1000, now + 1_000))
             try await store.recordRateLimit(RateLimitState(endpoint: endpoint(for: batch), limit: nil, remaining: 0, resetAt: until, blockedUntil: until),
                                             apiBase: apiBase)
             try await release(until: until)

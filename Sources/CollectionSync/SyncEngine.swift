@@ -185,8 +185,11 @@ public final class SyncEngine: Sendable {
                 break
             }
 
-            let stop = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline)
+            let (stop, sawTransient) = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline)
             if let stop { report.stopReason = stop; break }
+            // The API is failing: a flush that does not wait ends here instead of hammering it
+            // with retries whose backoff happened to be short; the next flush (or --wait) goes on.
+            if sawTransient, !options.wait { report.stopReason = .notDue; break }
         }
         return try await finalReport(report)
     }
@@ -233,8 +236,9 @@ public final class SyncEngine: Sendable {
     /// Sends the batches with at most `concurrency` requests in flight, committing each answer
     /// as it arrives. Returns a stop reason when a batch says the flush must stop.
     private func send(_ batches: [[Op]], lease: FlusherLease, into report: inout FlushReport,
-                      deadline: ContinuousClock.Instant?) async throws -> FlushReport.StopReason? {
+                      deadline: ContinuousClock.Instant?) async throws -> (stop: FlushReport.StopReason?, sawTransient: Bool) {
         var stop: FlushReport.StopReason?
+        var sawTransient = false
         try await withThrowingTaskGroup(of: BatchResult.self) { group in
             var pending = batches[...]
             func startNext() {
@@ -248,7 +252,12 @@ public final class SyncEngine: Sendable {
                 report.applied += result.applied
                 report.alreadyApplied += result.alreadyApplied
                 report.failed += result.failed
-                if let transient = result.transient { report.unreachable = transient } else if result.answered { report.unreachable = nil }
+                if let transient = result.transient {
+                    report.unreachable = transient
+                    sawTransient = true
+                } else if result.answered {
+                    report.unreachable = nil
+                }
                 if let reason = result.stop, stop == nil { stop = reason }
                 if stop == nil { startNext() }
             }
@@ -256,7 +265,7 @@ public final class SyncEngine: Sendable {
             let unsent = pending.flatMap { $0 }.map { OpResult(op: $0.id, outcome: .release(error: "not sent: the flush stopped")) }
             if !unsent.isEmpty { try await store.complete(unsent, lease: lease) }
         }
-        return stop
+        return (stop, sawTransient)
     }
 }
 

@@ -1,15 +1,18 @@
 import ArgumentParser
 import CollectionSync
+import CollectionsAPI
+import CollectionsMock
 import Foundation
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "A short walk-through of offline editing on a temporary database.",
+        abstract: "A walk-through against an in-process mock API: offline edits, an outage, a flush, a not_found, a conflict.",
         discussion: """
-            Shows what works today with no network: edits recorded in the local view and the
-            outbox in one transaction, coalescing of intents on one key, discarding an op, the
-            status and the LWW log. (Flushing to the API and pulling arrive with the sync worker
-            and the bundled mock server.)
+            Starts the bundled mock Collections API on a free loopback port and uses a temporary
+            database (or --db): pulls a seeded collection, takes the network down, removes three
+            tweets (one already removed by another device), shows a flush failing and keeping
+            them, brings the network back, flushes (the not_found is reconciled as already
+            removed), shows a conflict with a remote edit and its LWW log line, and the status.
 
             Examples:
               syncctl demo
@@ -22,47 +25,84 @@ struct Demo: AsyncParsableCommand {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("syncctl-demo-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         let path = options.db ?? folder.appendingPathComponent("demo.sqlite").path
         defer { if options.db == nil { try? FileManager.default.removeItem(at: folder) } }
-        let store = try await SyncStore.open(at: path)
-        let collection = try CollectionID(validating: "custom-388061495298244609")
-        let tweets = try ["390890231215292416", "390897780949925889", "390853164611555329"].map(TweetID.init(validating:))
-        var document: [(String, JSON)] = []
-
-        say("1. With no network, remove three tweets from \(collection).")
-        let removed = try await store.remove(tweets, from: collection)
-        for op in removed { say("   queued op \(op.id): remove \(op.tweet)") }
-        document.append(("queued", .array(removed.map(\.json))))
-
-        let extra = try TweetID(validating: "504032379045179393")
-        say("2. Add a tweet, then change your mind and remove it: the two intents coalesce into one op.")
-        try await store.add([extra], to: collection)
-        try await store.remove([extra], from: collection)
-        for op in try await store.outbox() where op.tweet == extra {
-            say("   one op left for \(extra): op \(op.id), \(op.kind.rawValue)")
-        }
-
-        say("3. Discard the removal of \(tweets[2]): the op is dropped and the local view reverts.")
-        if let op = removed.last { try await store.discard([op.id]) }
-
-        let outbox = try await store.outbox()
-        say("4. The outbox now holds \(outbox.count) ops, waiting for a flush:")
-        for op in outbox { say("   op \(op.id): \(op.kind.rawValue) \(op.tweet) (\(op.state.rawValue))") }
-        document.append(("outbox", .array(outbox.map(\.json))))
-
-        let status = try await store.status()
-        say("5. Status: \(status.text.replacingOccurrences(of: "\n", with: "\n   "))")
-        document.append(("status", status.json))
-
-        let log = try await store.log(limit: 20)
-        say("6. The LWW log, newest first:")
-        for event in log { say("   " + event.line) }
-        document.append(("log", .array(log.map(\.json))))
-
-        say("Done. The database was \(options.db == nil ? "temporary and is removed" : "kept at \(path)").")
+        let document = try await withMockServer { server in try await walkThrough(server, path: path) }
         if options.json { print(JSON.object(document).text) }
     }
 
+    private func walkThrough(_ server: MockCollectionsServer, path: String) async throws -> [(String, JSON)] {
+        let tweets = ["390890231215292416", "390897780949925889", "390853164611555329", "504032379045179393",
+                      "504032379045179394", "504032379045179395", "504032379045179396", "504032379045179397"]
+        let id = try server.createCollection(name: "Cats of the week", tweetIDs: tweets)
+        let collection = try CollectionID(validating: id)
+        let store = try await SyncStore.open(at: path)
+        let mock = server.credentials
+        let credentials = APICredentials.oauth1(consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret,
+                                                accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret)
+        let document = try await AsyncHTTPClientTransport.withTransport { transport in
+            let client = try CollectionsClient(baseURL: server.baseURL, credentials: credentials, transport: transport)
+            let engine = try SyncEngine(store: store, client: client)
+            var document: [(String, JSON)] = [("api_base", .string(server.baseURL)), ("collection_id", .string(id))]
+
+            say("1. A mock Collections API is listening at \(server.baseURL); its collection \(id) holds \(tweets.count) tweets.")
+            let pulled = try await engine.pull(collection)
+            say("   syncctl pull \(id)  ->  \(pulled.entries) entries in the local copy (\(path))")
+
+            let otherDevice = tweets[1]
+            _ = try await client.remove(otherDevice, from: id)
+            say("2. Another device removes \(otherDevice) on the server. This device does not know yet.")
+
+            await server.beginOutage()
+            say("3. The network goes down (the mock refuses connections).")
+            let removed = try await store.remove(tweets[0...2].map { try TweetID(validating: $0) }, from: collection)
+            say("   syncctl remove \(id) \(tweets[0...2].joined(separator: " "))")
+            say("   -> recorded at once, offline: the local view has \(try await store.entries(of: collection).count) entries; \(removed.count) ops wait in the outbox")
+
+            let down = try await engine.flush()
+            say("4. syncctl flush  ->  the API could not be reached (\(down.unreachable ?? "no answer")); \(down.pending) ops kept for later")
+            document.append(("flush_during_outage", .object([("applied", .int(down.applied)), ("pending", .int(down.pending))])))
+
+            try await server.endOutage()
+            let up = try await engine.flush(FlushOptions(deadline: .now + .seconds(30), wait: true))
+            say("5. The network is back. syncctl flush --wait  ->  applied \(up.applied), already applied \(up.alreadyApplied), failed \(up.failed), pending \(up.pending)")
+            for event in try await store.log(limit: 10) where event.event == .alreadyRemoved {
+                say("   \(event.tweet?.rawValue ?? "?"): the server answered not_found: it was already removed, so the op is reconciled, not failed")
+            }
+            document.append(("flush", .object([("applied", .int(up.applied)), ("already_applied", .int(up.alreadyApplied)),
+                                               ("failed", .int(up.failed)), ("pending", .int(up.pending))])))
+
+            let contested = try TweetID(validating: tweets[3])
+            try await store.remove([contested], from: collection)
+            try await store.add([contested], to: collection)
+            _ = try await client.remove(contested.rawValue, from: id)
+            say("6. Here you remove \(contested) and put it back (one op: add). Meanwhile another device removes it on the server.")
+            let merged = try await engine.pull(collection)
+            say("   syncctl pull \(id)  ->  \(merged.remoteWrites) remote write, \(merged.conflicts) conflict")
+            for event in try await store.log(conflictsOnly: true, limit: 1) {
+                say("   syncctl log --conflicts:")
+                say("   " + event.line)
+            }
+            let final = try await engine.flush()
+            say("   syncctl flush  ->  applied \(final.applied): your later edit won, the tweet is back on the server")
+            document.append(("conflicts", .array(try await store.log(conflictsOnly: true).map(\.json))))
+
+            let status = try await store.status()
+            say("7. syncctl status:")
+            say("   " + status.text.replacingOccurrences(of: "\n", with: "\n   "))
+            let serverHas = Set(server.tweetIDs(of: id) ?? [])
+            let localHas = Set(try await store.entries(of: collection).map(\.tweet.rawValue))
+            say("   The server and the local copy agree: \(serverHas == localHas ? "yes" : "no") (\(serverHas.count) tweets).")
+            document.append(("status", status.json))
+            document.append(("in_sync", .bool(serverHas == localHas)))
+            return document
+        }
+        say("Done. The database was \(options.db == nil ? "temporary and is removed" : "kept at \(path)").")
+        return document
+    }
+
     /// Narration: on stdout normally, on stderr with --json (stdout holds one JSON document).
+    /// On a terminal each numbered step waits a moment, so a person can follow it.
     private func say(_ text: String) {
         if options.json { printError(text) } else { print(text) }
+        if isatty(STDOUT_FILENO) == 1, text.first?.isNumber == true { usleep(1_500_000) }
     }
 }

@@ -60,7 +60,9 @@ struct Flush: AsyncParsableCommand {
             throw report(FlushReport(), pending, Failure(error))
         }
         defer { Task { try? await transport.shutdown() } }
+        let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
         let result = try await engine.flush(FlushOptions(deadline: deadlineInstant, wait: wait))
+        progress?.finish()
         try? await transport.shutdown()
         let (code, message) = Flush.exitCode(result)
         if code == Exit.ok {

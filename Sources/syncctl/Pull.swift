@@ -88,10 +88,12 @@ struct Watch: AsyncParsableCommand {
             $0.batchSize = batchSize
             $0.concurrency = concurrency
         }
+        let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
         let task = Task { try await engine.run() }
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { task.cancel() }
         let result = await task.result
         signals.cancel()
+        progress?.finish()
         try? await transport.shutdown()
         try result.get()
         options.emit(.object([("stopped", .bool(true))]), text: "")

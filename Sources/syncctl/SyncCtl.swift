@@ -18,7 +18,7 @@ struct SyncCtl: AsyncParsableCommand {
         version: version,
         subcommands: [
             Remove.self, Add.self, Entries.self, Status.self, Outbox.self, Log.self,
-            Retry.self, Discard.self, Pull.self, Flush.self, Watch.self, Demo.self,
+            Retry.self, Discard.self, Pull.self, Flush.self, Watch.self, MockServer.self, Demo.self,
         ]
     )
 

@@ -202,7 +202,7 @@ struct SyncctlTests {
 
     @Test("--help of every command shows examples; --version prints the version")
     func helpAndVersion() throws {
-        for command in ["remove", "add", "entries", "status", "outbox", "log", "retry", "discard", "demo"] {
+        for command in ["remove", "add", "entries", "status", "outbox", "log", "retry", "discard", "pull", "flush", "watch", "mock-server", "demo"] {
             let help = try syncctl(command, "--help")
             #expect(help.status == 0, "\(command): \(help)")
             #expect(help.stdout.contains("Examples:"), "\(command)")
@@ -211,13 +211,17 @@ struct SyncctlTests {
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
     }
 
-    @Test("demo runs offline and exits 0")
+    @Test("demo exits 0 and shows the outage, the reconciliation and the conflict")
     func demo() throws {
         let run = try Syncctl.run(["demo"], folder: folder)
         #expect(run.status == 0, "\(run)")
-        #expect(run.stdout.contains("coalesce"))
+        #expect(run.stdout.contains("network goes down") && run.stdout.contains("could not be reached"))
+        #expect(run.stdout.contains("not_found") && run.stdout.contains("already removed"))
+        #expect(run.stdout.contains("conflict") && run.stdout.contains("winner=local"))
+        #expect(run.stdout.contains("agree: yes"))
         let json = try Syncctl.run(["demo", "--json", "--db", db], folder: folder)
-        #expect(json.status == 0)
-        #expect(keys(json.json).isSuperset(of: ["queued", "outbox", "status", "log"]))
+        #expect(json.status == 0, "\(json)")
+        #expect(json.json?["in_sync"] as? Bool == true)
+        #expect(keys(json.json).isSuperset(of: ["flush", "conflicts", "status"]))
     }
 }
