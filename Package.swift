@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -103,7 +104,8 @@ let package = Package(
         // The worker against the real mock over loopback, and crash tests of the real binary.
         .testTarget(
             name: "SyncIntegrationTests",
-            dependencies: ["CollectionSync", "CollectionsAPI", "CollectionsMock", "TestSupport"]
+            dependencies: ["CollectionSync", "CollectionsAPI", "CollectionsMock", "TestSupport",
+                           .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
             name: "SyncctlTests",
