@@ -2,8 +2,8 @@
 import PackageDescription
 
 // The core library (CollectionSync) depends on libsqlite3, swift-log, the embedded schema and the
-// API client (CollectionsAPI: swift-crypto, AsyncHTTPClient). Server-side dependencies
-// (Hummingbird, for the mock API in CollectionsMock) must never enter its graph.
+// API client (CollectionsAPI: swift-crypto, AsyncHTTPClient). The mock API server
+// (CollectionsMock, a SwiftNIO server) must never enter its graph.
 let package = Package(
     name: "collection-sync",
     platforms: [.macOS(.v15)],
@@ -20,7 +20,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
@@ -59,12 +58,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The mock API server. Depends on Hummingbird; nothing in the core graph depends on it.
+        // The mock API server, directly on SwiftNIO (the faults need channel-level control:
+        // drop a connection after applying, never answer, refuse and rebind the same port).
+        // Nothing in the core library's graph depends on it.
         .target(
             name: "CollectionsMock",
             dependencies: [
                 "CollectionsAPI",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,7 +99,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CollectionsMockTests",
-            dependencies: ["CollectionsMock", "CollectionsAPI", "TestSupport",
+            dependencies: ["CollectionsMock", "CollectionsAPI",
                            .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         // The worker against the real mock over loopback, and crash tests of the real binary.
