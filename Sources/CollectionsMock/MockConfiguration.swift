@@ -1,4 +1,5 @@
 import Foundation
+import CollectionsAPI
 import Logging
 
 /// How a ``MockCollectionsServer`` is set up: where it listens, whom it accepts, how big a
@@ -209,4 +210,11 @@ public struct MockError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The message.
     public var description: String { message }
+}
+
+extension MockCredentials {
+    /// These credentials as `CollectionsClient` takes them (OAuth 1.0a user context).
+    public var apiCredentials: APICredentials {
+        .oauth1(consumerKey: consumerKey, consumerSecret: consumerSecret, accessToken: accessToken, accessTokenSecret: accessTokenSecret)
+    }
 }

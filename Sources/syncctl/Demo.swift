@@ -35,9 +35,7 @@ struct Demo: AsyncParsableCommand {
         let id = try server.createCollection(name: "Cats of the week", tweetIDs: tweets)
         let collection = try CollectionID(validating: id)
         let store = try await SyncStore.open(at: path)
-        let mock = server.credentials
-        let credentials = APICredentials.oauth1(consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret,
-                                                accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret)
+        let credentials = server.credentials.apiCredentials
         let document = try await AsyncHTTPClientTransport.withTransport { transport in
             let client = try CollectionsClient(baseURL: server.baseURL, credentials: credentials, transport: transport)
             let engine = try SyncEngine(store: store, client: client)

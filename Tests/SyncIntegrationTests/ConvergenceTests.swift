@@ -74,9 +74,7 @@ struct ConvergenceTests {
         let replicas = [try await Harness.start(server, folder: folder, name: "a.sqlite"),
                         try await Harness.start(server, folder: folder, name: "b.sqlite")]
         let transport = AsyncHTTPClientTransport()
-        let mock = server.credentials
-        let third = try CollectionsClient(baseURL: server.baseURL, credentials: .oauth1(
-            consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret, accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret),
+        let third = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials,
             transport: transport)
         var down = false
         for step in steps {

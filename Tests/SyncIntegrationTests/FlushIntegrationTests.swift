@@ -132,9 +132,7 @@ struct FlushIntegrationTests {
             let harness = try await Harness.start(server)
             try await harness.engine.pull(try CollectionID(validating: keep))  // this base URL answers
             let transport = AsyncHTTPClientTransport()
-            let mock = server.credentials
-            let other = try CollectionsClient(baseURL: server.baseURL, credentials: .oauth1(
-                consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret, accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret),
+            let other = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials,
                 transport: transport)
             #expect(try await other.destroy(doomed))
             try await transport.shutdown()
@@ -154,9 +152,7 @@ struct FlushIntegrationTests {
             let id = try server.createCollection(tweetIDs: ids(1...3))
             let store = try await SyncStore.open(at: TemporaryFolder().path("s.sqlite"))
             let transport = AsyncHTTPClientTransport()
-            let mock = server.credentials
-            let client = try CollectionsClient(baseURL: server.baseURL.replacingOccurrences(of: "/1.1", with: "/2"), credentials: .oauth1(
-                consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret, accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret),
+            let client = try CollectionsClient(baseURL: server.baseURL.replacingOccurrences(of: "/1.1", with: "/2"), credentials: server.credentials.apiCredentials,
                 transport: transport)
             let engine = try SyncEngine(store: store, client: client)
             try await store.remove(tweetIDs(1...3), from: try CollectionID(validating: id))
@@ -195,9 +191,7 @@ struct FlushIntegrationTests {
             #expect(first.entries == 1_000 && first.remoteWrites == 0)
             // Another device removes tweet 5; then this device re-adds it locally (remove + add = add).
             let transport = AsyncHTTPClientTransport()
-            let mock = server.credentials
-            let device = try CollectionsClient(baseURL: server.baseURL, credentials: .oauth1(
-                consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret, accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret),
+            let device = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials,
                 transport: transport)
             _ = try await device.remove("5", from: id)
             _ = try await device.add("2000", to: id)

@@ -17,11 +17,9 @@ struct Harness {
                       configure: (inout SyncEngine.Configuration) -> Void = { _ in }) async throws -> Harness {
         let store = try await SyncStore.open(at: folder.path(name))
         let transport = AsyncHTTPClientTransport()
-        let mock = server.credentials
         let client = try CollectionsClient(
             baseURL: server.baseURL,
-            credentials: credentials ?? .oauth1(consumerKey: mock.consumerKey, consumerSecret: mock.consumerSecret,
-                                                 accessToken: mock.accessToken, accessTokenSecret: mock.accessTokenSecret),
+            credentials: credentials ?? server.credentials.apiCredentials,
             transport: transport)
         var configuration = SyncEngine.Configuration()
         configuration.jitter = { 0 }  // retries are due at once: tests drive them without sleeping
