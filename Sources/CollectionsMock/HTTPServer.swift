@@ -184,6 +184,10 @@ final class ServerCore: Sendable {
         var outage = false
         var rebinding = false
         var shuttingDown = false
+        /// During an outage: a socket bound to the API port but not listening. Connections are
+        /// still refused, and no other socket on this machine (another test's server on port 0,
+        /// a client's ephemeral port) can take the port before the recovery rebinds it.
+        var placeholder: PortPlaceholder?
     }
 
     private init(configuration: MockConfiguration, group: any EventLoopGroup) {
@@ -289,7 +293,12 @@ final class ServerCore: Sendable {
         let closes = ([server].compactMap { $0 } + connections).map { channel in
             channel.close().recover { _ in }
         }
-        return EventLoopFuture.andAllComplete(closes, on: loop)
+        return EventLoopFuture.andAllComplete(closes, on: loop).map { [self] in
+            let placeholder = PortPlaceholder(host: configuration.host, port: port)
+            listeners.withLock { listeners in
+                if listeners.outage, !listeners.rebinding { listeners.placeholder = placeholder } else { placeholder?.release() }
+            }
+        }
     }
 
     /// Listens again on the API port (same host and port). Succeeds at once if there is no outage.
@@ -303,6 +312,10 @@ final class ServerCore: Sendable {
             return (listeners.port, true)
         }
         guard bind else { return loop.makeSucceededVoidFuture() }
+        listeners.withLock { listeners in
+            listeners.placeholder?.release()
+            listeners.placeholder = nil
+        }
         return bootstrap(admin: false).bind(host: configuration.host, port: port).flatMapErrorThrowing { [self] error in
             listeners.withLock { $0.rebinding = false }
             throw error
@@ -357,5 +370,31 @@ extension MockService {
         let date = state.withLock { state in state.httpDate(now(state)) }
         return OutgoingResponse(status: 413, headers: [("content-type", "application/json;charset=utf-8"), ("date", date)],
                                 body: failure.body.bytes)
+    }
+}
+
+/// A TCP socket bound to a port without listening: connections to the port are refused, and the
+/// port stays reserved for the listener that comes back after an outage.
+struct PortPlaceholder: Sendable {
+    private let descriptor: Int32
+
+    /// nil when the port cannot be held (then the outage simply leaves it free).
+    init?(host: String, port: Int) {
+        guard let address = try? SocketAddress(ipAddress: host, port: port) else { return nil }
+        let family: Int32 = switch address { case .v6: AF_INET6; default: AF_INET }
+        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return nil }
+        var one: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = address.withSockAddr { pointer, size in bind(descriptor, pointer, socklen_t(size)) }
+        guard bound == 0 else {
+            close(descriptor)
+            return nil
+        }
+        self.descriptor = descriptor
+    }
+
+    func release() {
+        close(descriptor)
     }
 }
