@@ -72,7 +72,7 @@ extension SyncStore {
     /// over puts the previous holder's in-flight ops back to pending.
     public func acquireFlusherLease(
         ttl: Duration = .seconds(30),
-        host: String = ProcessInfo.processInfo.hostName,
+        host: String = hostName(),
         pid: Int32 = getpid(),
         isAlive: @escaping @Sendable (Int32) -> Bool = processExists
     ) async throws -> LeaseAcquisition {
@@ -197,6 +197,13 @@ extension WriteTransaction {
     }
 }
 
+
+/// This machine's host name, without any network lookup.
+public func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
 
 /// Whether a process with this id exists on this host (signal 0 probes without signalling).
 public func processExists(_ pid: Int32) -> Bool {

@@ -225,3 +225,39 @@ struct NetworkCommandTests {
         }
     }
 }
+
+@Suite("syncctl mock-server as a process")
+struct MockServerProcessTests {
+    @Test("prints the contract's JSON line as soon as it listens, serves signed requests, exits 0 on SIGTERM")
+    func mockServer() async throws {
+        let folder = TemporaryFolder()
+        let (process, out, _) = try Syncctl.start(["mock-server", "--json"], environment: [:], folder: folder)
+        let clock = ContinuousClock()
+        let limit = clock.now + .seconds(30)
+        var line = ""
+        while clock.now < limit {
+            line = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            if line.contains("\n") { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(keys(document).isSuperset(of: ["api_base", "consumer_key", "consumer_secret", "access_token", "access_token_secret", "bearer_token"]))
+        let base = try #require(document["api_base"] as? String)
+        #expect(base.hasPrefix("http://127.0.0.1:") && base.hasSuffix("/1.1"))
+        let env = ["SYNCCTL_DB": folder.path("sync.sqlite"), "SYNCCTL_API_BASE": base,
+                   "TWITTER_CONSUMER_KEY": document["consumer_key"] as? String ?? "",
+                   "TWITTER_CONSUMER_SECRET": document["consumer_secret"] as? String ?? "",
+                   "TWITTER_ACCESS_TOKEN": document["access_token"] as? String ?? "",
+                   "TWITTER_ACCESS_TOKEN_SECRET": document["access_token_secret"] as? String ?? ""]
+        // Signed and accepted (a rejected signature would exit 77); the collection is unknown and
+        // this base URL has never answered before: 78.
+        let pull = try Syncctl.run(["pull", "custom-1"], environment: env, folder: folder)
+        #expect(pull.status == 78, "\(pull)")
+        var wrong = env
+        wrong["TWITTER_ACCESS_TOKEN_SECRET"] = "nope"
+        #expect(try Syncctl.run(["pull", "custom-1"], environment: wrong, folder: folder).status == 77)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+    }
+}
