@@ -171,7 +171,7 @@ public final class SyncEngine: Sendable {
             if let blocked = try await store.rateLimits(apiBase: apiBase)
                 .filter({ endpoints.contains($0.endpoint) }).compactMap(\.blockedUntil).filter({ $0 > now }).max() {
                 for endpoint in endpoints { emit(.waitingForRateLimit(endpoint: endpoint, until: blocked)) }
-                if options.wait, try await sleep(until: blocked, deadline: options.deadline) { continue }
+                if options.wait, try await sleep(until: blocked, deadline: options.deadline, lease: &lease) { continue }
                 report.stopReason = .rateLimited(until: blocked)
                 break
             }
@@ -180,7 +180,7 @@ public final class SyncEngine: Sendable {
             if ops.isEmpty {
                 let summary = try await store.pendingSummary()
                 if summary.pending == 0 { report.stopReason = .drained; break }
-                if options.wait, let next = summary.nextAttemptAt, try await sleep(until: next, deadline: options.deadline) { continue }
+                if options.wait, let next = summary.nextAttemptAt, try await sleep(until: next, deadline: options.deadline, lease: &lease) { continue }
                 report.stopReason = .notDue
                 break
             }
@@ -210,11 +210,18 @@ public final class SyncEngine: Sendable {
         return try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL)
     }
 
-    /// Sleeps until the wall time `wallTime`; false (without sleeping) when that is past the deadline.
-    private func sleep(until wallTime: Date, deadline: ContinuousClock.Instant?) async throws -> Bool {
-        let wait = Duration.milliseconds(max(wallTime.millis - store.wallClock.nowMillis(), 0) + 1)
-        if let deadline, ContinuousClock.now + wait >= deadline { return false }
-        try await configuration.sleepClock.sleep(for: wait)
+    /// Sleeps until the wall time `wallTime`, renewing the lease on the way so that a long wait
+    /// (a 15-minute rate-limit window) does not let another flusher take over; false (without
+    /// sleeping) when that is past the deadline.
+    private func sleep(until wallTime: Date, deadline: ContinuousClock.Instant?, lease: inout FlusherLease) async throws -> Bool {
+        var remaining = Duration.milliseconds(max(wallTime.millis - store.wallClock.nowMillis(), 0) + 1)
+        if let deadline, ContinuousClock.now + remaining >= deadline { return false }
+        while remaining > .zero {
+            let chunk = min(remaining, configuration.leaseTTL / 3)
+            try await configuration.sleepClock.sleep(for: chunk)
+            remaining -= chunk
+            lease = try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL)
+        }
         return true
     }
 
