@@ -14,6 +14,8 @@ struct BatchResult: Sendable {
     var transient: String?
     /// The flush must stop.
     var stop: FlushReport.StopReason?
+    /// An endpoint is now blocked until its rate-limit reset.
+    var blocked = false
 }
 
 extension SyncEngine {
@@ -34,6 +36,10 @@ extension SyncEngine {
                          result: inout BatchResult, skewRetried: Bool) async throws {
         let collection = batch[0].collection
         let endpoint = endpoint(for: batch)
+        // A flusher whose lease was taken over sends nothing more: the new holder owns these ops.
+        guard try await store.holdsFlusherLease(lease) else {
+            throw SyncError(code: .leaseNotHeld, message: "the flusher lease was taken over by another flusher")
+        }
         result.requests += 1
         result.sent += batch.count
         emit(.requestSent(endpoint: endpoint, ops: batch.count))
@@ -53,7 +59,7 @@ extension SyncEngine {
             }
             result.answered = true
             result.transient = nil
-            try await noteAnswer(endpoint: endpoint, success: true)
+            if try await noteAnswer(endpoint: endpoint, success: true) { result.blocked = true }
             let results = zip(batch, outcomes).map { OpResult(op: $0.id, outcome: AnswerOutcomes.outcome(for: $0.kind, $1)) }
             try await store.complete(results, lease: lease)
             for (op, opResult) in zip(batch, results) {
@@ -73,8 +79,11 @@ extension SyncEngine {
                 }
             }
         } catch let error as CollectionsAPIError {
-            try await noteAnswer(endpoint: endpoint, success: false)
+            if try await noteAnswer(endpoint: endpoint, success: false) { result.blocked = true }
             try await handle(error, batch, lease: lease, deadline: deadline, result: &result, skewRetried: skewRetried)
+        } catch is CancellationError {
+            try await store.complete(batch.map { OpResult(op: $0.id, outcome: .release(error: "cancelled")) }, lease: lease)
+            result.stop = .cancelled
         }
     }
 
@@ -101,6 +110,7 @@ extension SyncEngine {
             try await store.recordRateLimit(RateLimitState(endpoint: endpoint(for: batch), limit: nil, remaining: 0, resetAt: until, blockedUntil: until),
                                             apiBase: apiBase)
             try await release(until: until)
+            result.blocked = true
             emit(.waitingForRateLimit(endpoint: endpoint(for: batch), until: until))
 
         case .timeout where deadline.map { ContinuousClock.now >= $0 } ?? false:
@@ -183,6 +193,11 @@ extension SyncEngine {
             try await wrongBase("\(apiBase) answered 404 for a change to \(collection) but collections/show finds it: check the API base URL")
         } catch let confirm as CollectionsAPIError where confirm.code == .notFound && confirm.apiErrorCode == 34 {
             try await fail(batch, reason: "collection not found", lease: lease, result: &result)
+        } catch let confirm as CollectionsAPIError where confirm.code == .notFound {
+            try await wrongBase("\(apiBase) answered collections/show with a 404 that is not the API's: check the API base URL")
+        } catch let confirm as CollectionsAPIError where [.authentication, .forbidden, .clockSkew].contains(confirm.code) {
+            try await store.complete(batch.map { OpResult(op: $0.id, outcome: .release(error: confirm.description)) }, lease: lease)
+            result.stop = .authentication(confirm.description)
         } catch let confirm as CollectionsAPIError {
             try await retryLater(batch, error: confirm, lease: lease, result: &result)
         }
@@ -190,14 +205,19 @@ extension SyncEngine {
 
     /// Records a success of the base URL (once per engine) and an exhausted window, so that
     /// nothing more goes to that endpoint before its reset.
-    private func noteAnswer(endpoint: String, success: Bool) async throws {
-        if success, !hasRecordedSuccess.withLock({ done in defer { done = true }; return done }) {
+    /// Returns whether the endpoint is now blocked.
+    @discardableResult
+    private func noteAnswer(endpoint: String, success: Bool) async throws -> Bool {
+        if success, !hasRecordedSuccess.withLock({ $0 }) {
             try await store.recordAPISuccess(apiBase: apiBase)
+            hasRecordedSuccess.withLock { $0 = true }
         }
         if let limit = client.rateLimit(for: endpoint), limit.remaining == 0, limit.reset.millis > store.wallClock.nowMillis() {
             try await store.recordRateLimit(RateLimitState(endpoint: endpoint, limit: limit.limit, remaining: 0,
                                                            resetAt: limit.reset, blockedUntil: limit.reset), apiBase: apiBase)
             emit(.waitingForRateLimit(endpoint: endpoint, until: limit.reset))
+            return true
         }
+        return false
     }
 }

@@ -74,6 +74,10 @@ extension SyncEngine {
                 try await configuration.sleepClock.sleep(for: pause)
             } catch let error as SyncError where error.code == .leaseNotHeld {
                 lease = nil
+            } catch let error as SyncError where error.isRetryable {
+                // The database was locked past the timeout by another process: try again later.
+                logger.warning("watch: database busy, retrying", metadata: ["error": "\(error)"])
+                do { try await configuration.sleepClock.sleep(for: configuration.watchInterval) } catch { break }
             } catch is CancellationError {
                 break
             }

@@ -246,6 +246,15 @@ public final class SyncEngine: Sendable {
                       deadline: ContinuousClock.Instant?) async throws -> (stop: FlushReport.StopReason?, sawTransient: Bool) {
         var stop: FlushReport.StopReason?
         var sawTransient = false
+        var blocked = false
+        // Keep the lease alive however long the round takes (slow answers, a bisection).
+        let heartbeat = Task { [store, ttl = configuration.leaseTTL] in
+            while !Task.isCancelled {
+                try await Task.sleep(for: ttl / 3)
+                _ = try await store.renewFlusherLease(lease, ttl: ttl)
+            }
+        }
+        defer { heartbeat.cancel() }
         try await withThrowingTaskGroup(of: BatchResult.self) { group in
             var pending = batches[...]
             func startNext() {
@@ -266,9 +275,11 @@ public final class SyncEngine: Sendable {
                     report.unreachable = nil
                 }
                 if let reason = result.stop, stop == nil { stop = reason }
-                if stop == nil { startNext() }
+                // An endpoint now waits for its rate-limit reset: start nothing more this round.
+                if result.blocked { blocked = true }
+                if stop == nil, !blocked { startNext() }
             }
-            // Claimed but never sent because the flush stops: back to pending, attempt not counted.
+            // Claimed but never sent (the flush stops, or a rate limit): back to pending, attempt not counted.
             let unsent = pending.flatMap { $0 }.map { OpResult(op: $0.id, outcome: .release(error: "not sent: the flush stopped")) }
             if !unsent.isEmpty { try await store.complete(unsent, lease: lease) }
         }

@@ -110,6 +110,15 @@ extension SyncStore {
         }
     }
 
+    /// Whether `lease` is still this flusher's (not taken over, not expired).
+    public func holdsFlusherLease(_ lease: FlusherLease) async throws -> Bool {
+        let now = wallClock.nowMillis()
+        return try await database.read { db in
+            try db.queryFirst("SELECT 1 FROM flusher_lease WHERE singleton = 1 AND holder = ? AND expires_at > ?",
+                              .text(lease.holder), .integer(now)) { _ in true } ?? false
+        }
+    }
+
     /// Gives the lease up (if still held) and records the end of a flush.
     public func releaseFlusherLease(_ lease: FlusherLease) async throws {
         try await write { tx in

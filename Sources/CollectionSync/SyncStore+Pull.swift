@@ -82,6 +82,12 @@ extension WriteTransaction {
         try ensureCollection(collection)
         let previousPull = try db.queryFirst("SELECT last_pull_hlc FROM collections WHERE id = ?",
                                              .text(collection.rawValue)) { $0.optionalInt64(0).map(HLC.init(rawValue:)) } ?? nil
+        // A pull that started before the last merged one holds an older snapshot: it changes nothing.
+        if let previousPull, previousPull > start.hlc {
+            let entries = try db.queryFirst("SELECT count(*) FROM entries WHERE collection_id = ? AND present = 1",
+                                            .text(collection.rawValue)) { $0.int(0) } ?? 0
+            return PullReport(collection: collection, entries: entries, remoteWrites: 0, conflicts: 0)
+        }
 
         var local: [String: LocalKey] = [:]
         for (tweet, key) in try db.query(
@@ -134,8 +140,10 @@ extension WriteTransaction {
                 try log(.conflict, collection, tweet, op: op.id, winner: winner, localHLC: waiting.hlc,
                         remoteHLC: decision.remoteWrite, detail: why)
             }
-            if decision.cancelWaiting, let op {
-                try db.run("DELETE FROM ops WHERE id = ?", .integer(op.id.rawValue))
+            if decision.cancelWaiting {
+                // Every waiting op of the key: an older failed one must not outlive the newer one.
+                try db.run("DELETE FROM ops WHERE collection_id = ? AND tweet_id = ? AND state != 'in_flight'",
+                           .text(collection.rawValue), .text(tweetID))
             }
 
             if decision.takeBase || (remoteEntry != nil && remoteEntry?.sortIndex != known?.sortIndex) {

@@ -114,9 +114,19 @@ struct WriteTransaction {
         }
     }
 
-    /// Moves one failed op back to pending, due now, and logs it.
+    /// Moves one failed op back to pending, due now, and logs it. When a newer op of its key
+    /// waits (queued while it was in flight), that newer intent supersedes it: the failed op is
+    /// dropped and logged `coalesced`, so that no older intent is replayed after a newer one.
     mutating func retry(_ id: OpID) throws {
         guard let op = try ops([id]).first else { return }
+        if let newer = try db.queryFirst(
+            "SELECT id, kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {
+            try db.run("DELETE FROM ops WHERE id = ?", .integer(id.rawValue))
+            try log(.coalesced, op.collection, op.tweet, op: id, localHLC: op.hlc,
+                    detail: "failed \(op.kind.rawValue) superseded by op \(newer.0) (\(newer.1)) instead of retried")
+            return
+        }
         try db.run("UPDATE ops SET state = 'pending', next_attempt_at = NULL WHERE id = ?", .integer(id.rawValue))
         try log(.retried, op.collection, op.tweet, op: id, localHLC: op.hlc, detail: "\(op.kind.rawValue) back to pending")
         try refreshView(op.collection, op.tweet)

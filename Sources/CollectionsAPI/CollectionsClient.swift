@@ -220,7 +220,7 @@ public final class CollectionsClient: Sendable {
         guard timeout > .zero else {
             throw CollectionsAPIError(code: .timeout, message: "\(endpoint): the deadline passed before the request was sent")
         }
-        try Task.checkCancellation()
+        if Task.isCancelled { throw CollectionsAPIError(code: .cancelled, message: "\(endpoint) was cancelled") }
 
         let resource = "\(baseURL)/\(endpoint).json"
         var url = resource

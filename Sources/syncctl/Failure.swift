@@ -36,6 +36,9 @@ struct Failure: Error, CustomStringConvertible {
         switch error {
         case let failure as Failure:
             self = failure
+        case is CancellationError:
+            exitCode = Exit.tryLater
+            message = "interrupted"
         case let error as CollectionsAPIError:
             switch error.code {
             case .configuration: exitCode = Exit.config

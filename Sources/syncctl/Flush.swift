@@ -61,7 +61,14 @@ struct Flush: AsyncParsableCommand {
         }
         defer { Task { try? await transport.shutdown() } }
         let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
-        let result = try await engine.flush(FlushOptions(deadline: deadlineInstant, wait: wait))
+        let result: FlushReport
+        do {
+            result = try await engine.flush(FlushOptions(deadline: deadlineInstant, wait: wait))
+        } catch {
+            progress?.finish()
+            try? await transport.shutdown()
+            throw report(FlushReport(), try? await store.pendingSummary().pending, Failure(error))
+        }
         progress?.finish()
         try? await transport.shutdown()
         let (code, message) = Flush.exitCode(result)

@@ -214,4 +214,19 @@ struct OutboxTests {
         counts.failed = failed
         return counts
     }
+
+    @Test("retrying a failed op that a newer op of its key supersedes drops it (coalesced), never replays it first")
+    func retrySuperseded() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        let add = try await store.add([tweet(5)], to: c1)[0]
+        guard case .acquired(let lease) = try await store.acquireFlusherLease() else { Issue.record("no lease"); return }
+        _ = try await store.claimDueOps(lease: lease, limit: 10)
+        let remove = try await store.remove([tweet(5)], from: c1)[0]
+        try await store.complete([OpResult(op: add.id, outcome: .failed(reason: "x"))], lease: lease)
+        #expect(try await store.retryAllFailed() == [add.id])
+        #expect(try await store.outbox(.all).map(\.id) == [remove.id])
+        let last = try #require(try await store.log(limit: 1).first)
+        #expect(last.event == .coalesced && last.op == add.id)
+    }
 }

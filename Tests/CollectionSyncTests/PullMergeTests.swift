@@ -192,4 +192,19 @@ struct PullMergeTests {
         #expect(try rows(store.path, "SELECT count(*) FROM entries") == [["0"]])
         #expect(try await view(store).isEmpty)
     }
+
+    @Test("a pull that started before the last merged one changes nothing")
+    func olderPullIgnored() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock()
+        let store = try await openStore(folder, clock: clock)
+        try await pull(store, [1, 2])
+        let older = try await store.beginPull(of: c1)
+        clock.advance(by: 10)
+        let newer = try await store.beginPull(of: c1)
+        try await store.mergePull(newer, entries: entries([1]), metadata: nil)
+        let report = try await store.mergePull(older, entries: entries([1, 2]), metadata: nil)
+        #expect(report == PullReport(collection: c1, entries: 1, remoteWrites: 0, conflicts: 0))
+        #expect(try await view(store) == [1])
+    }
 }

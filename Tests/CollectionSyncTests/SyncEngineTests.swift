@@ -294,10 +294,48 @@ struct SyncEngineTests {
         #expect(report.pending == 0 && report.deadLetters == 1)
         #expect(try await engine.store.outbox(.failed).first?.lastError?.hasPrefix("gave up after 2 attempts") == true)
     }
+
+    @Test("after a 429 no further batch of the round goes to the endpoint")
+    func rateLimitStopsTheRound() async throws {
+        let reset = (wall.now / 1000) + 600
+        let transport = ScriptedTransport { _ in
+            ScriptedTransport.apiError(429, 88, [("x-rate-limit-limit", "15"), ("x-rate-limit-remaining", "0"), ("x-rate-limit-reset", "\(reset)")])
+        }
+        let engine = try await engine(transport) { $0.concurrency = 1 }
+        for collection in [c1, c2, try CollectionID(validating: "custom-3")] {
+            try await engine.store.remove([tweet(1)], from: collection)
+        }
+        let report = try await engine.flush()
+        #expect(report.requests == 1 && transport.sent.count == 1)
+        #expect(try await engine.store.outbox().allSatisfy { $0.state == .pending && $0.attempts == 0 })
+    }
+
+    @Test("a flusher whose lease was taken over mid-round sends nothing more")
+    func leaseLostMidRound() async throws {
+        let storeBox = Mutex<SyncStore?>(nil)
+        let wall = self.wall
+        let transport = ScriptedTransport { _ in
+            if let store = storeBox.withLock({ $0 }) {
+                // The lease expires while this request is slow, and another host takes it over.
+                wall.advance(by: 60_000)
+                _ = try await store.acquireFlusherLease(host: "elsewhere", pid: 1, isAlive: { _ in true })
+            }
+            return ScriptedTransport.envelope()
+        }
+        let engine = try await engine(transport) { $0.concurrency = 1 }
+        storeBox.withLock { $0 = engine.store }
+        for collection in [c1, c2, try CollectionID(validating: "custom-3")] {
+            try await engine.store.remove([tweet(1)], from: collection)
+        }
+        let error = await #expect(throws: SyncError.self) { try await engine.flush() }
+        #expect(error?.code == .leaseNotHeld)
+        #expect(transport.sent.count == 1)
+    }
 }
 
 extension HTTPResponseData {
     func with(headers extra: [(String, String)]) -> HTTPResponseData {
         HTTPResponseData(status: status, headers: headers + extra, body: body)
     }
+
 }
