@@ -43,8 +43,9 @@ enum LastWriterWins {
     ///   - previousPull: the start of the collection's last complete pull, nil on the first pull.
     ///   - pullStart: the start of this pull.
     static func decide(_ key: Key, previousPull: HLC?, pullStart: HLC) -> Decision {
-        // The answer to an in-flight op will set a base newer than this pull saw.
-        if key.inFlight { return .nothing }
+        // The answer to an in-flight op will set a base newer than this pull saw; but on a first
+        // pull the server's value is still loaded, so that a failed answer reverts the view to it.
+        if key.inFlight { return key.base == nil && previousPull == nil ? Decision(takeBase: true) : .nothing }
         let base: Key.Base
         if let known = key.base {
             // A base learned after the pull started (a flush answer) is newer than the pull.

@@ -42,6 +42,8 @@ struct PullMergeTests {
         // A base learned after the pull started, or an op in flight: the pull does not touch the key.
         #expect(decide(Key(server: false, base: .init(present: true, learned: HLC(millis: 2_001)))) == .nothing)
         #expect(decide(Key(server: false, base: present, inFlight: true)) == .nothing)
+        // ... except that a first pull loads the base of an in-flight key (no write, no conflict).
+        #expect(decide(Key(server: true, base: nil, inFlight: true), previous: nil) == .init(takeBase: true))
     }
 
     // MARK: merges in the store
