@@ -40,11 +40,6 @@ final class DatabaseQueue: @unchecked Sendable {
         }
     }
 
-    /// The same as ``write(_:)`` for callers that are not async (benchmarks, the migrator's tests).
-    func writeSync<T>(_ body: (Connection) throws -> T) throws -> T {
-        try queue.sync { try DatabaseQueue.transaction(connection, "BEGIN IMMEDIATE", body) }
-    }
-
     private static func transaction<T>(_ connection: Connection, _ begin: String, _ body: (Connection) throws -> T) throws -> T {
         try connection.execute(begin)
         do {
