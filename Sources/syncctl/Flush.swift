@@ -21,56 +21,31 @@ struct Flush: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @OptionGroup var network: NetworkOptions
-
-    @Option(name: .long, help: "Stop after this many seconds; no request outlives it.")
-    var deadline: Double?
+    @OptionGroup var deadline: DeadlineOption
+    @OptionGroup var batching: BatchOptions
 
     @Flag(name: .long, help: "Sleep through backoff and rate-limit waits until the queue is empty or the deadline passes.")
     var wait = false
 
-    @Option(name: .long, help: "Changes per request, 1 to 100 (1 uses entries/add and entries/remove).")
-    var batchSize = 100
-
-    @Option(name: .long, help: "Requests in flight at once (1 or more).")
-    var concurrency = 4
-
-    func validate() throws {
-        if let deadline { guard deadline >= 0, deadline.isFinite else { throw ValidationError("--deadline must be a number of seconds, 0 or more") } }
-        guard (1...100).contains(batchSize) else { throw ValidationError("--batch-size must be 1 to 100, not \(batchSize)") }
-        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 64, not \(concurrency)") }
-    }
-
     func run() async throws {
-        let deadlineInstant = deadline.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
+        let deadlineInstant = deadline.instant
         let store: SyncStore
         do {
             store = try await options.openStore()
         } catch {
             throw report(FlushReport(), nil, Failure(error))
         }
-        let engine: SyncEngine
-        let transport: AsyncHTTPClientTransport
-        do {
-            (engine, transport) = try network.makeEngine(store: store) {
-                $0.batchSize = batchSize
-                $0.concurrency = concurrency
-            }
-        } catch {
-            let pending = try? await store.pendingSummary().pending
-            throw report(FlushReport(), pending, Failure(error))
-        }
-        defer { Task { try? await transport.shutdown() } }
-        let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
         let result: FlushReport
         do {
-            result = try await engine.flush(FlushOptions(deadline: deadlineInstant, wait: wait))
+            result = try await network.withEngine(store: store, configure: batching.apply) { engine in
+                let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
+                defer { progress?.finish() }
+                return try await engine.flush(FlushOptions(deadline: deadlineInstant, wait: wait))
+            }
         } catch {
-            progress?.finish()
-            try? await transport.shutdown()
+            // Configuration problems and thrown failures still print the flush document.
             throw report(FlushReport(), try? await store.pendingSummary().pending, Failure(error))
         }
-        progress?.finish()
-        try? await transport.shutdown()
         let (code, message) = Flush.exitCode(result)
         if code == Exit.ok {
             _ = report(result, result.pending, nil)

@@ -49,20 +49,56 @@ struct NetworkOptions: ParsableArguments {
         throw Failure(exitCode: Exit.config, message: "no credentials: set \(Self.oauthNames.joined(separator: ", ")) or \(Self.bearerName), or give --credentials FILE")
     }
 
-    /// The engine over a fresh transport; shut the transport down when done.
-    func makeEngine(store: SyncStore, configure: (inout SyncEngine.Configuration) -> Void = { _ in }) throws -> (SyncEngine, AsyncHTTPClientTransport) {
+    /// Runs `body` with an engine over a fresh transport, which is shut down afterwards whether
+    /// `body` throws or not. Configuration problems throw before any connection exists.
+    func withEngine<T>(store: SyncStore, configure: (inout SyncEngine.Configuration) -> Void = { _ in },
+                       _ body: (SyncEngine) async throws -> T) async throws -> T {
         let base = try resolvedAPIBase()
         let credentials = try resolvedCredentials()
+        var configuration = SyncEngine.Configuration()
+        configure(&configuration)
         let transport = AsyncHTTPClientTransport()
         do {
             let client = try CollectionsClient(baseURL: base, credentials: credentials, transport: transport)
-            var configuration = SyncEngine.Configuration()
-            configure(&configuration)
-            return (try SyncEngine(store: store, client: client, configuration: configuration), transport)
+            let result = try await body(try SyncEngine(store: store, client: client, configuration: configuration))
+            try? await transport.shutdown()
+            return result
         } catch {
-            Task { try? await transport.shutdown() }
+            try? await transport.shutdown()
             throw error
         }
+    }
+}
+
+/// `--deadline SECONDS`, shared by the commands that talk to the API.
+struct DeadlineOption: ParsableArguments {
+    @Option(name: .long, help: "Stop after this many seconds; no request outlives it.")
+    var deadline: Double?
+
+    func validate() throws {
+        if let deadline { guard deadline >= 0, deadline.isFinite else { throw ValidationError("--deadline must be a number of seconds, 0 or more") } }
+    }
+
+    /// The deadline as an instant, counted from now.
+    var instant: ContinuousClock.Instant? { deadline.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) } }
+}
+
+/// `--batch-size N` and `--concurrency N`, shared by `flush` and `watch`.
+struct BatchOptions: ParsableArguments {
+    @Option(name: .long, help: "Changes per request, 1 to 100 (1 uses entries/add and entries/remove).")
+    var batchSize = 100
+
+    @Option(name: .long, help: "Requests in flight at once (1 to 64).")
+    var concurrency = 4
+
+    func validate() throws {
+        guard (1...100).contains(batchSize) else { throw ValidationError("--batch-size must be 1 to 100, not \(batchSize)") }
+        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 64, not \(concurrency)") }
+    }
+
+    func apply(to configuration: inout SyncEngine.Configuration) {
+        configuration.batchSize = batchSize
+        configuration.concurrency = concurrency
     }
 }
 

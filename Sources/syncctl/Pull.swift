@@ -19,36 +19,24 @@ struct Pull: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var deadline: DeadlineOption
 
     @Argument(help: "The collection id (custom-<digits>).")
     var collection: String
 
-    @Option(name: .long, help: "Stop after this many seconds; no request outlives it.")
-    var deadline: Double?
-
-    func validate() throws {
-        if let deadline { guard deadline >= 0, deadline.isFinite else { throw ValidationError("--deadline must be a number of seconds, 0 or more") } }
-    }
-
     func run() async throws {
         let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
         let store = try await options.openStore()
-        let (engine, transport) = try network.makeEngine(store: store)
-        defer { Task { try? await transport.shutdown() } }
-        let answeredBefore = try await store.hasAnsweredSuccessfully(apiBase: engine.client.baseURL)
-        let report: PullReport
-        do {
-            report = try await engine.pull(collectionID, deadline: deadline.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) })
-        } catch let error as CollectionsAPIError where error.code == .notFound {
-            try? await transport.shutdown()
-            throw answeredBefore
-                ? Failure(exitCode: Exit.usage, message: "no collection \(collectionID) at \(engine.client.baseURL)")
-                : Failure(exitCode: Exit.config, message: "\(engine.client.baseURL) answered 404 and has never answered successfully: check the API base URL")
-        } catch let error as CollectionsAPIError where error.code == .timeout {
-            try? await transport.shutdown()
-            throw Failure(exitCode: Exit.unavailable, message: error.description)
+        let report = try await network.withEngine(store: store) { engine in
+            let answeredBefore = try await store.hasAnsweredSuccessfully(apiBase: engine.client.baseURL)
+            do {
+                return try await engine.pull(collectionID, deadline: deadline.instant)
+            } catch let error as CollectionsAPIError where error.code == .notFound {
+                throw answeredBefore
+                    ? Failure(exitCode: Exit.usage, message: "no collection \(collectionID) at \(engine.client.baseURL)")
+                    : Failure(exitCode: Exit.config, message: "\(engine.client.baseURL) answered 404 and has never answered successfully: check the API base URL")
+            }
         }
-        try? await transport.shutdown()
         options.emit(.object([("collection_id", .string(collectionID.rawValue)), ("entries", .int(report.entries)),
                               ("remote_writes", .int(report.remoteWrites)), ("conflicts", .int(report.conflicts))]),
                      text: "\(collectionID): \(report.entries) entries; \(report.remoteWrites) remote writes, \(report.conflicts) conflicts")
@@ -70,32 +58,19 @@ struct Watch: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @OptionGroup var network: NetworkOptions
-
-    @Option(name: .long, help: "Changes per request, 1 to 100.")
-    var batchSize = 100
-
-    @Option(name: .long, help: "Requests in flight at once (1 or more).")
-    var concurrency = 4
-
-    func validate() throws {
-        guard (1...100).contains(batchSize) else { throw ValidationError("--batch-size must be 1 to 100, not \(batchSize)") }
-        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 64, not \(concurrency)") }
-    }
+    @OptionGroup var batching: BatchOptions
 
     func run() async throws {
         let store = try await options.openStore()
-        let (engine, transport) = try network.makeEngine(store: store) {
-            $0.batchSize = batchSize
-            $0.concurrency = concurrency
+        try await network.withEngine(store: store, configure: batching.apply) { engine in
+            let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
+            let task = Task { try await engine.run() }
+            let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { task.cancel() }
+            let result = await task.result
+            signals.cancel()
+            progress?.finish()
+            try result.get()
         }
-        let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
-        let task = Task { try await engine.run() }
-        let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { task.cancel() }
-        let result = await task.result
-        signals.cancel()
-        progress?.finish()
-        try? await transport.shutdown()
-        try result.get()
         options.emit(.object([("stopped", .bool(true))]), text: "")
     }
 }

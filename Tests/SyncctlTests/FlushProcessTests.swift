@@ -59,12 +59,14 @@ struct FlushProcessTests {
             let env = Self.environment(server, db: db)
             #expect(try Syncctl.run(["remove", id] + (1...30).map(String.init), environment: env, folder: folder).status == 0)
             let (first, _, _) = try Syncctl.start(["flush", "--batch-size", "1", "--concurrency", "1"], environment: env, folder: folder)
-            // Wait (bounded) until the first flusher holds the lease.
+            // Wait (bounded) until the first flusher is sending: it then holds the lease, and with
+            // 30 requests of 100 ms each it keeps it for seconds.
             let clock = ContinuousClock()
-            let limit = clock.now + .seconds(20)
-            while try rows(db, "SELECT count(*) FROM flusher_lease") != [["1"]], clock.now < limit {
+            let limit = clock.now + .seconds(30)
+            while server.journal().isEmpty, clock.now < limit {
                 try await Task.sleep(for: .milliseconds(10))
             }
+            #expect(!server.journal().isEmpty, "the first flusher never sent a request")
             let second = try Syncctl.run(["flush", "--json"], environment: env, folder: folder)
             #expect(second.status == 75, "\(second)")
             #expect(second.stderr.contains("lease"))
