@@ -105,10 +105,11 @@ public final class SyncStore: Sendable {
     /// (``SyncError/Code/invalidInput``).
     public func retry(_ ids: [OpID]) async throws {
         try await write { tx in
-            for op in try tx.ops(ids) where op.state != .failed {
+            let ops = try tx.ops(ids)
+            for op in ops where op.state != .failed {
                 throw SyncError.invalid("op \(op.id) is \(op.state.rawValue), not failed: only failed ops can be retried")
             }
-            for id in ids { try tx.retry(id) }
+            for op in ops { try tx.retry(op) }
         }
     }
 
@@ -116,9 +117,9 @@ public final class SyncStore: Sendable {
     @discardableResult
     public func retryAllFailed() async throws -> [OpID] {
         try await write { tx in
-            let ids = try tx.db.query("SELECT id FROM ops WHERE state = 'failed' ORDER BY id") { OpID($0.int64(0)) }
-            for id in ids { try tx.retry(id) }
-            return ids
+            let ops = try tx.db.query("SELECT \(Op.columns) FROM ops WHERE state = 'failed' ORDER BY id", row: Op.init(row:))
+            for op in ops { try tx.retry(op) }
+            return ops.map(\.id)
         }
     }
 

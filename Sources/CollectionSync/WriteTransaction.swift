@@ -117,8 +117,8 @@ struct WriteTransaction {
     /// Moves one failed op back to pending, due now, and logs it. When a newer op of its key
     /// waits (queued while it was in flight), that newer intent supersedes it: the failed op is
     /// dropped and logged `coalesced`, so that no older intent is replayed after a newer one.
-    mutating func retry(_ id: OpID) throws {
-        guard let op = try ops([id]).first else { return }
+    mutating func retry(_ op: Op) throws {
+        let id = op.id
         if let newer = try db.queryFirst(
             "SELECT id, kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
             .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {

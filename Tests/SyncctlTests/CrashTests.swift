@@ -48,8 +48,8 @@ struct CrashTests {
             outcomes[queued, default: 0] += 1
             if queued == 0 && wal > 0 { midTransaction += 1 }
         }
+        // Both outcomes are legitimate (each trial asserted all or nothing above); this reports how
+        // often the kill landed inside the transaction.
         print("kill trials: \(outcomes) (ops queued: trials), \(midTransaction) inside the transaction")
-        // Both outcomes are legitimate; what matters is that nothing in between was seen.
-        #expect(outcomes.values.reduce(0, +) == 10)
     }
 }
