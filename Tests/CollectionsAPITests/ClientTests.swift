@@ -196,7 +196,8 @@ struct ClientTests {
                 try await client.remove("5", from: "custom-1", deadline: clock.now + .milliseconds(100))
             }
             #expect(deadlineError?.code == .timeout)
-            #expect(clock.now - start < .seconds(5))
+            // Far below the 30 s default request timeout, with room for a loaded machine.
+            #expect(clock.now - start < .seconds(15))
             let past = await #expect(throws: CollectionsAPIError.self) {
                 try await client.remove("5", from: "custom-1", deadline: clock.now - .seconds(1))
             }

@@ -56,11 +56,17 @@ struct ConvergenceTests {
 
     @Test("random interleavings converge; no intent is lost without a logged decision")
     func converge() async throws {
-        try await withMockServer { server in
+        // Hundreds of runs (and the shrinker's re-runs) share one mock and one token: rate limits
+        // are not what this property is about.
+        var configuration = MockConfiguration()
+        configuration.rateLimits = .unlimited
+        try await withMockServer(configuration: configuration) { server in
             await propertyCheck(count: 40, input: Gen.int(in: 0...47).array(of: 5...40)) { codes in
                 do {
                     try await run(codes.map(Step.init), server: server)
                 } catch {
+                    // Printed too: the shrinker keeps only the last failing input's issue.
+                    print("convergence: steps \(codes.map(Step.init)) threw \(error)")
                     Issue.record("steps \(codes.map(Step.init)): \(error)")
                 }
             }
