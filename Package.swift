@@ -80,6 +80,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The measuring half of Benchmarks/compare (one case per run, JSON out); the
+        // package-benchmark suite lives in its own package, Benchmarks/Suite.
+        .executableTarget(
+            name: "syncbench",
+            dependencies: [
+                "CSQLite",
+                "CollectionSync",
+                "CollectionSyncSchema",
+                "CollectionsAPI",
+                "CollectionsMock",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/Runner"
+        ),
         // Helpers shared by the test targets: temporary folders, raw reads of a database file.
         .target(
             name: "TestSupport",

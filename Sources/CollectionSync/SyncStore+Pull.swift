@@ -113,6 +113,13 @@ extension WriteTransaction {
 
         var remoteWrites = 0
         var conflicts = 0
+        let takeBaseAsView = try db.statement("""
+            INSERT INTO entries (collection_id, tweet_id, present, sort_index, feature_context, base_present, base_hlc)
+            VALUES (?1, ?2, ?5, ?3, ?4, ?5, ?6)
+            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
+                present = ?5, sort_index = coalesce(?3, sort_index), feature_context = coalesce(?4, feature_context),
+                base_present = ?5, base_hlc = ?6
+            """)
         for tweetID in Set(local.keys).union(server.keys) {
             let tweet = TweetID(trusted: tweetID)
             let remoteEntry = server[tweetID]
@@ -146,7 +153,12 @@ extension WriteTransaction {
                            .text(collection.rawValue), .text(tweetID))
             }
 
-            if decision.takeBase || (remoteEntry != nil && remoteEntry?.sortIndex != known?.sortIndex) {
+            if decision.takeBase, op == nil {
+                // No op of the key anywhere: its view is the new base, set in the same statement
+                // (the common case, and all of a first pull: one statement per entry).
+                try takeBaseAsView.run([.text(collection.rawValue), .text(tweetID), .string(remoteEntry?.sortIndex),
+                    .string(remoteEntry?.featureContext), .integer(remoteEntry != nil ? 1 : 0), .integer(start.hlc.rawValue)])
+            } else if decision.takeBase || (remoteEntry != nil && remoteEntry?.sortIndex != known?.sortIndex) {
                 let baseHLC = decision.takeBase ? start.hlc : known?.base?.learned
                 let basePresent = decision.takeBase ? remoteEntry != nil : known?.base?.present
                 try db.run("""

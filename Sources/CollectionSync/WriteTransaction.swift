@@ -7,12 +7,18 @@ struct WriteTransaction {
     let wallMillis: Int64
     private var clock: HybridLogicalClock
     private let loadedClock: HybridLogicalClock
+    /// The stamp of the newest log line this transaction wrote: that line persists the clock.
+    private var lastLogged: HLC?
 
     init(db: Connection, replicaID: String, wallMillis: Int64) throws {
         self.db = db
         self.replicaID = replicaID
         self.wallMillis = wallMillis
-        let last = try db.queryFirst("SELECT hlc FROM replica WHERE singleton = 1") { $0.int64(0) }
+        // The last stamp issued is the newest of the saved clock and the newest log line (every
+        // log line is stamped with this replica's clock, in id order): see saveClock().
+        let last = try db.queryFirst("""
+            SELECT max(hlc, coalesce((SELECT hlc FROM log ORDER BY id DESC LIMIT 1), 0)) FROM replica WHERE singleton = 1
+            """) { $0.int64(0) }
         guard let last else {
             throw SyncError(code: .databaseCorrupt, message: "the replica row is missing from the database")
         }
@@ -23,9 +29,12 @@ struct WriteTransaction {
     /// A fresh stamp, greater than every stamp this database has issued.
     mutating func tick() -> HLC { clock.tick(wallMillis: wallMillis) }
 
-    /// Persists the clock if stamps were issued; called once before commit.
+    /// Persists the clock if stamps were issued; called once before commit. When the last stamp
+    /// went into a log line written by this transaction, that line already persists it, and the
+    /// replica row is left alone: one page fewer to write per edit, a fifth of a small
+    /// transaction's cost. (Whoever prunes the log must save the clock first.)
     func saveClock() throws {
-        guard clock != loadedClock else { return }
+        guard clock != loadedClock, clock.last != lastLogged else { return }
         try db.run("UPDATE replica SET hlc = ? WHERE singleton = 1", .integer(clock.last.rawValue))
     }
 
@@ -70,11 +79,13 @@ struct WriteTransaction {
         _ event: LogEvent.Kind, _ collection: CollectionID, _ tweet: TweetID?, op: OpID? = nil,
         winner: LogEvent.Winner? = nil, localHLC: HLC? = nil, remoteHLC: HLC? = nil, detail: String
     ) throws {
+        let hlc = tick()
+        lastLogged = hlc
         try db.run("""
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            .integer(tick().rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
+            .integer(hlc.rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
             .text(event.rawValue), .int(op?.rawValue), .string(winner?.rawValue),
             .int(localHLC?.rawValue), .int(remoteHLC?.rawValue), .text(detail))
     }

@@ -76,10 +76,7 @@ final class Connection {
 
     /// Runs one cached statement with `bindings` and discards any rows.
     func run(_ sql: String, _ bindings: SQLiteValue...) throws {
-        let statement = try self.statement(sql)
-        defer { statement.reset() }
-        try statement.bind(bindings)
-        while try statement.step() {}
+        try statement(sql).run(bindings)
     }
 
     /// Runs one cached statement and maps each row.
@@ -166,6 +163,14 @@ final class Statement {
         case SQLITE_DONE: return false
         default: throw connection.error(rc, context: "step")
         }
+    }
+
+    /// Runs the statement with `bindings`, discards any rows and resets it. Loops hold on to a
+    /// statement and call this, sparing the cache lookup (a hash of the SQL text) per row.
+    func run(_ bindings: [SQLiteValue]) throws {
+        defer { reset() }
+        try bind(bindings)
+        while try step() {}
     }
 
     func reset() {

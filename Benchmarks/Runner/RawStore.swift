@@ -1,0 +1,122 @@
+import CSQLite
+import CollectionSyncSchema
+import Foundation
+
+/// The baseline: the rows our store writes, written straight through the SQLite C API with the
+/// same schema (the embedded migrations), the same PRAGMAs (WAL, `synchronous = NORMAL`,
+/// foreign keys) and so the same indexes. Prepared statements are reused; nothing else is done.
+final class RawStore {
+    private let db: OpaquePointer
+    private var statements: [OpaquePointer] = []
+    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled: OpaquePointer
+    private var hlc: Int64 = 0
+
+    init(path: String) throws {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK,
+              let handle else { throw RawError("cannot open \(path)") }
+        db = handle
+        for sql in ["PRAGMA foreign_keys = ON", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"] {
+            try Self.exec(handle, sql)
+        }
+        try Self.exec(handle, "BEGIN")
+        for migration in schemaMigrations { try Self.exec(handle, migration.sql) }
+        try Self.exec(handle, "COMMIT")
+        func prepare(_ sql: String) throws -> OpaquePointer {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK,
+                  let statement else { throw RawError("prepare: \(String(cString: sqlite3_errmsg(handle)))") }
+            return statement
+        }
+        begin = try prepare("BEGIN IMMEDIATE")
+        commit = try prepare("COMMIT")
+        insertOp = try prepare("""
+            INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES (?1, ?2, 'remove', 'pending', ?3, ?4)
+            """)
+        upsertEntry = try prepare("""
+            INSERT INTO entries (collection_id, tweet_id, present) VALUES (?1, ?2, 0)
+            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = excluded.present
+            """)
+        insertLog = try prepare("""
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail)
+            VALUES (?1, 'baseline', ?2, ?3, 'local_write', ?4, 'remove')
+            """)
+        upsertPulled = try prepare("""
+            INSERT INTO entries (collection_id, tweet_id, present, sort_index, feature_context, base_present, base_hlc)
+            VALUES (?1, ?2, 1, ?3, NULL, 1, ?4)
+            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = 1, sort_index = excluded.sort_index,
+                base_present = 1, base_hlc = excluded.base_hlc
+            """)
+        statements = [begin, commit, insertOp, upsertEntry, insertLog, upsertPulled]
+    }
+
+    deinit {
+        statements.forEach { sqlite3_finalize($0) }
+        sqlite3_close_v2(db)
+    }
+
+    func ensureCollection(_ id: String) throws {
+        try Self.exec(db, "INSERT OR IGNORE INTO collections (id, created_at) VALUES ('\(id)', 0)")
+    }
+
+    func transaction(_ body: () throws -> Void) throws {
+        try step(begin)
+        try body()
+        try step(commit)
+    }
+
+    /// One queued remove: the op, the local view, the log line (what our store writes).
+    func queueRemove(_ collection: String, _ tweet: String) throws {
+        hlc += 1
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        bind(insertOp, collection, tweet, hlc, now)
+        try step(insertOp)
+        let op = sqlite3_last_insert_rowid(db)
+        bind(upsertEntry, collection, tweet)
+        try step(upsertEntry)
+        hlc += 1
+        sqlite3_bind_int64(insertLog, 1, hlc)
+        bindText(insertLog, 2, collection)
+        bindText(insertLog, 3, tweet)
+        sqlite3_bind_int64(insertLog, 4, op)
+        try step(insertLog)
+    }
+
+    /// One entry of a pulled page, upserted as present with its sort index and base.
+    func upsertPulledEntry(_ collection: String, _ tweet: String, sortIndex: String) throws {
+        hlc += 1
+        bindText(upsertPulled, 1, collection)
+        bindText(upsertPulled, 2, tweet)
+        bindText(upsertPulled, 3, sortIndex)
+        sqlite3_bind_int64(upsertPulled, 4, hlc)
+        try step(upsertPulled)
+    }
+
+    private func bind(_ statement: OpaquePointer, _ collection: String, _ tweet: String, _ numbers: Int64...) {
+        bindText(statement, 1, collection)
+        bindText(statement, 2, tweet)
+        for (offset, number) in numbers.enumerated() { sqlite3_bind_int64(statement, Int32(3 + offset), number) }
+    }
+
+    private func bindText(_ statement: OpaquePointer, _ index: Int32, _ text: String) {
+        sqlite3_bind_text(statement, index, text, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
+    }
+
+    private func step(_ statement: OpaquePointer) throws {
+        defer { sqlite3_reset(statement) }
+        guard sqlite3_step(statement) == SQLITE_DONE else {
+            throw RawError("step: \(String(cString: sqlite3_errmsg(db)))")
+        }
+    }
+
+    private static func exec(_ db: OpaquePointer, _ sql: String) throws {
+        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+            throw RawError("\(sql.prefix(40)): \(String(cString: sqlite3_errmsg(db)))")
+        }
+    }
+}
+
+struct RawError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import CollectionSync
+import CollectionsAPI
+import CollectionsMock
+import Foundation
+
+/// The measuring half of `Benchmarks/compare`: each subcommand runs one case once, for our
+/// engine or for its baseline, and prints one JSON object on stdout. The script runs them as
+/// separate processes, ours and the baseline alternating, and takes medians.
+@main
+struct SyncBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "syncbench",
+        abstract: "Run one benchmark case once and print its figures as JSON (driven by Benchmarks/compare).",
+        subcommands: [Enqueue.self, PullMerge.self, Mock.self, Seed.self, NaiveReplay.self])
+}
+
+enum Engine: String, ExpressibleByArgument, CaseIterable {
+    /// This engine, through its public API.
+    case ours
+    /// The same rows through the SQLite C API, same schema, PRAGMAs and indexes.
+    case raw
+}
+
+/// Prints one JSON object of numbers and strings.
+func report(_ figures: [String: Any]) throws {
+    let data = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// The tweet ids of the benchmark's collections: collection `c` (0-based) holds `perCollection`
+/// ids, distinct across collections.
+func tweetIDs(collection c: Int, count perCollection: Int) -> [String] {
+    (0..<perCollection).map { String(100_000_000 + c * 1_000_000 + $0) }
+}
+
+/// B1 and B2: queue `count` removes, one per call (one transaction each) or all in one call.
+struct Enqueue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "B1/B2: queue removes; prints ops_per_s.")
+
+    @Option var engine: Engine
+    @Option(help: "one: one remove per call; batch: all in one call.") var mode: String
+    @Option var count: Int
+    @Option var db: String
+
+    func validate() throws {
+        guard ["one", "batch"].contains(mode) else { throw ValidationError("--mode is one or batch") }
+        guard count > 0 else { throw ValidationError("--count must be positive") }
+    }
+
+    func run() async throws {
+        let ids = tweetIDs(collection: 0, count: count)
+        let collection = "custom-1000"
+        let clock = ContinuousClock()
+        let elapsed: Duration
+        switch engine {
+        case .ours:
+            let store = try await SyncStore.open(at: db)
+            let target = try CollectionID(validating: collection)
+            let tweets = try ids.map { try TweetID(validating: $0) }
+            if mode == "one" {
+                elapsed = try await clock.measure {
+                    for tweet in tweets { try await store.remove([tweet], from: target) }
+                }
+            } else {
+                elapsed = try await clock.measure { try await store.remove(tweets, from: target) }
+            }
+        case .raw:
+            let raw = try RawStore(path: db)
+            try raw.ensureCollection(collection)
+            if mode == "one" {
+                elapsed = try clock.measure {
+                    for id in ids { try raw.transaction { try raw.queueRemove(collection, id) } }
+                }
+            } else {
+                elapsed = try clock.measure {
+                    try raw.transaction { for id in ids { try raw.queueRemove(collection, id) } }
+                }
+            }
+        }
+        try report(["ops": count, "seconds": seconds(elapsed), "ops_per_s": Double(count) / seconds(elapsed)])
+    }
+}
