@@ -36,6 +36,7 @@ let package = Package(
             exclude: ["README.md"],
             resources: [
                 .embedInCode("0001_init.sql"),
+                .embedInCode("0002_counters.sql"),
             ]
         ),
         .target(

@@ -17,4 +17,5 @@ public struct SchemaMigration: Sendable {
 /// Every migration this build knows, in order. Append only.
 public let schemaMigrations: [SchemaMigration] = [
     SchemaMigration(version: 1, name: "0001_init.sql", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
+    SchemaMigration(version: 2, name: "0002_counters.sql", sql: String(decoding: PackageResources._002_counters_sql, as: UTF8.self)),
 ]

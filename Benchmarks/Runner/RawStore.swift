@@ -8,7 +8,7 @@ import Foundation
 final class RawStore {
     private let db: OpaquePointer
     private var statements: [OpaquePointer] = []
-    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled: OpaquePointer
+    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOp, deleteOp, applyEntry: OpaquePointer
     private var hlc: Int64 = 0
 
     init(path: String) throws {
@@ -47,7 +47,13 @@ final class RawStore {
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = 1, sort_index = excluded.sort_index,
                 base_present = 1, base_hlc = excluded.base_hlc
             """)
-        statements = [begin, commit, insertOp, upsertEntry, insertLog, upsertPulled]
+        claimOp = try prepare("UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = 'baseline' WHERE id = ?1")
+        deleteOp = try prepare("DELETE FROM ops WHERE id = ?1")
+        applyEntry = try prepare("""
+            INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc) VALUES (?1, ?2, 0, 0, ?3)
+            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = 0, base_present = 0, base_hlc = ?3
+            """)
+        statements = [begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOp, deleteOp, applyEntry]
     }
 
     deinit {
@@ -74,6 +80,27 @@ final class RawStore {
         let op = sqlite3_last_insert_rowid(db)
         bind(upsertEntry, collection, tweet)
         try step(upsertEntry)
+        hlc += 1
+        sqlite3_bind_int64(insertLog, 1, hlc)
+        bindText(insertLog, 2, collection)
+        bindText(insertLog, 3, tweet)
+        sqlite3_bind_int64(insertLog, 4, op)
+        try step(insertLog)
+    }
+
+    /// B3's floor: what a flush must write for one op, without network or any logic: mark it in
+    /// flight (the claim), then delete it, set the entry's base and append the log line (the answer).
+    func claim(_ op: Int64) throws {
+        sqlite3_bind_int64(claimOp, 1, op)
+        try step(claimOp)
+    }
+
+    func applied(_ op: Int64, _ collection: String, _ tweet: String) throws {
+        sqlite3_bind_int64(deleteOp, 1, op)
+        try step(deleteOp)
+        hlc += 1
+        bind(applyEntry, collection, tweet, hlc)
+        try step(applyEntry)
         hlc += 1
         sqlite3_bind_int64(insertLog, 1, hlc)
         bindText(insertLog, 2, collection)

@@ -12,7 +12,7 @@ struct SyncBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "syncbench",
         abstract: "Run one benchmark case once and print its figures as JSON (driven by Benchmarks/compare).",
-        subcommands: [Enqueue.self, PullMerge.self, Mock.self, Seed.self, NaiveReplay.self])
+        subcommands: [Enqueue.self, FlushFloor.self, PullMerge.self, Mock.self, Seed.self, NaiveReplay.self])
 }
 
 enum Engine: String, ExpressibleByArgument, CaseIterable {
@@ -79,6 +79,37 @@ struct Enqueue: AsyncParsableCommand {
             } else {
                 elapsed = try clock.measure {
                     try raw.transaction { for id in ids { try raw.queueRemove(collection, id) } }
+                }
+            }
+        }
+        try report(["ops": count, "seconds": seconds(elapsed), "ops_per_s": Double(count) / seconds(elapsed)])
+    }
+}
+
+/// B3's ceiling: the SQLite work a flush cannot avoid, alone. `count` queued removes are written
+/// first (not timed); then, in rounds of 4 x 100 like a flush, one transaction claims a round and
+/// one per 100 commits their answers.
+struct FlushFloor: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "B3 ceiling: the rows a flush writes, through the C API; prints ops_per_s.")
+
+    @Option var count: Int
+    @Option var db: String
+
+    func run() throws {
+        let raw = try RawStore(path: db)
+        let collection = "custom-1000"
+        try raw.ensureCollection(collection)
+        let ids = tweetIDs(collection: 0, count: count)
+        try raw.transaction { for id in ids { try raw.queueRemove(collection, id) } }
+        let ops = Array(zip(Int64(1)..., ids))
+        let elapsed = try ContinuousClock().measure {
+            for round in stride(from: 0, to: ops.count, by: 400) {
+                let claimed = ops[round..<min(round + 400, ops.count)]
+                try raw.transaction { for (op, _) in claimed { try raw.claim(op) } }
+                for batch in stride(from: claimed.startIndex, to: claimed.endIndex, by: 100) {
+                    try raw.transaction {
+                        for (op, tweet) in claimed[batch..<min(batch + 100, claimed.endIndex)] { try raw.applied(op, collection, tweet) }
+                    }
                 }
             }
         }

@@ -116,7 +116,11 @@ public struct OpCounts: Sendable, Hashable {
     public var pending = 0
     public var inFlight = 0
     public var failed = 0
-    public init() {}
+    public init(pending: Int = 0, inFlight: Int = 0, failed: Int = 0) {
+        self.pending = pending
+        self.inFlight = inFlight
+        self.failed = failed
+    }
 }
 
 /// The queue and sync state of one collection.

@@ -134,21 +134,18 @@ extension SyncStore {
         guard limit > 0 else { return [] }
         return try await write { tx in
             try tx.requireLease(lease)
-            let due = try tx.db.query("""
-                SELECT \(Op.columns) FROM ops o
-                WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
-                  AND NOT EXISTS (SELECT 1 FROM ops p
-                                  WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
-                                    AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
-                ORDER BY o.id LIMIT ?2
-                """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
-            return try due.map { op in
-                try tx.db.run("UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = ? WHERE id = ?",
-                              .text(lease.holder), .integer(op.id.rawValue))
-                return Op(id: op.id, kind: op.kind, collection: op.collection, tweet: op.tweet, state: .inFlight,
-                          hlc: op.hlc, createdAt: op.createdAt, attempts: op.attempts + 1,
-                          nextAttemptAt: op.nextAttemptAt, lastError: op.lastError)
-            }
+            // One statement: pick the due ops in id order (the scan stops after `limit`) and mark them.
+            let claimed = try tx.db.query("""
+                UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = ?3
+                WHERE id IN (SELECT o.id FROM ops o
+                             WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
+                               AND NOT EXISTS (SELECT 1 FROM ops p
+                                               WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
+                                                 AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                             ORDER BY o.id LIMIT ?2)
+                RETURNING \(Op.columns)
+                """, .integer(tx.wallMillis), .integer(Int64(limit)), .text(lease.holder), row: Op.init(row:))
+            return claimed.sorted { $0.id.rawValue < $1.id.rawValue }
         }
     }
 
@@ -181,13 +178,17 @@ extension WriteTransaction {
         case .applied, .alreadyApplied:
             try db.run("DELETE FROM ops WHERE id = ?", id)
             let learned = tick()
+            // The key's new base, and its view in the same statement: the intent of an op still
+            // waiting behind this one, else the base. The base is known now: the row stays.
             try db.run("""
-                INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc) VALUES (?1, ?2, ?3, ?3, ?4)
-                ON CONFLICT (collection_id, tweet_id) DO UPDATE SET base_present = ?3, base_hlc = ?4
+                INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
+                VALUES (?1, ?2, coalesce((SELECT kind = 'add' FROM ops WHERE collection_id = ?1 AND tweet_id = ?2
+                                            AND state IN ('pending', 'in_flight') ORDER BY id DESC LIMIT 1), ?3), ?3, ?4)
+                ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
+                    present = excluded.present, base_present = ?3, base_hlc = ?4
                 """, .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(op.kind.present ? 1 : 0), .integer(learned.rawValue))
             let event: LogEvent.Kind = result.outcome == .applied ? .applied : (op.kind == .remove ? .alreadyRemoved : .alreadyPresent)
             try log(event, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: op.kind.rawValue)
-            try refreshView(op.collection, op.tweet)
         case .failed(let reason):
             try db.run("UPDATE ops SET state = 'failed', next_attempt_at = NULL, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .text(reason), id)
@@ -309,8 +310,9 @@ extension SyncStore {
     public func pendingSummary() async throws -> (pending: Int, failed: Int, nextAttemptAt: Date?) {
         let now = wallClock.nowMillis()
         return try await database.read { db in
-            let pending = try db.queryFirst("SELECT count(*) FROM ops WHERE state IN ('pending', 'in_flight')") { $0.int(0) } ?? 0
-            let failed = try db.queryFirst("SELECT count(*) FROM ops WHERE state = 'failed'") { $0.int(0) } ?? 0
+            let (pending, failed) = try db.queryFirst(
+                "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collections"
+            ) { ($0.int(0), $0.int(1)) } ?? (0, 0)
             let next = try db.queryFirst(
                 "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
                 .integer(now)) { $0.optionalInt64(0) } ?? nil

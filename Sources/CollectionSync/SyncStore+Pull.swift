@@ -84,8 +84,7 @@ extension WriteTransaction {
                                              .text(collection.rawValue)) { $0.optionalInt64(0).map(HLC.init(rawValue:)) } ?? nil
         // A pull that started before the last merged one holds an older snapshot: it changes nothing.
         if let previousPull, previousPull > start.hlc {
-            let entries = try db.queryFirst("SELECT count(*) FROM entries WHERE collection_id = ? AND present = 1",
-                                            .text(collection.rawValue)) { $0.int(0) } ?? 0
+            let entries = try presentEntries(collection)
             return PullReport(collection: collection, entries: entries, remoteWrites: 0, conflicts: 0)
         }
 
@@ -190,8 +189,12 @@ extension WriteTransaction {
                 """, .text(metadata.name), .text(metadata.description), .text(metadata.url), .string(metadata.userID),
                 .string(metadata.collectionURL), .string(metadata.timelineOrder), .text(collection.rawValue))
         }
-        let entries = try db.queryFirst("SELECT count(*) FROM entries WHERE collection_id = ? AND present = 1",
-                                        .text(collection.rawValue)) { $0.int(0) } ?? 0
+        let entries = try presentEntries(collection)
         return PullReport(collection: collection, entries: entries, remoteWrites: remoteWrites, conflicts: conflicts)
+    }
+
+    /// The size of a collection's local view (a counter kept by triggers).
+    private func presentEntries(_ collection: CollectionID) throws -> Int {
+        try db.queryFirst("SELECT entries_present FROM collections WHERE id = ?", .text(collection.rawValue)) { $0.int(0) } ?? 0
     }
 }

@@ -199,16 +199,25 @@ public final class SyncStore: Sendable {
     public func status() async throws -> SyncStatus {
         let now = wallClock.nowMillis()
         return try await database.read { db in
-            var total = OpCounts()
-            var perCollection: [String: OpCounts] = [:]
-            for (collection, state, count) in try db.query(
-                "SELECT collection_id, state, count(*) FROM ops GROUP BY state, collection_id",
-                row: { ($0.string(0), $0.string(1), $0.int(2)) }) {
-                perCollection[collection, default: OpCounts()].add(count, state)
-                total.add(count, state)
+            // Counts come from the counters the triggers of 0002_counters.sql keep per collection:
+            // a few rows, however long the queue.
+            let collections = try db.query("""
+                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collections ORDER BY id
+                """) { row in
+                CollectionStatus(
+                    id: CollectionID(trusted: row.string(0)),
+                    entries: row.int(2),
+                    ops: OpCounts(pending: row.int(3), inFlight: row.int(4), failed: row.int(5)),
+                    lastPulledAt: row.optionalInt64(1).map(Date.init(millis:)))
             }
+            let total = collections.reduce(into: OpCounts()) { total, collection in
+                total.pending += collection.ops.pending
+                total.inFlight += collection.ops.inFlight
+                total.failed += collection.ops.failed
+            }
+            // Ops are numbered in the order they were queued: the first pending one is the oldest.
             let oldestPending = try db.queryFirst(
-                "SELECT min(created_at) FROM ops WHERE state = 'pending'") { $0.optionalInt64(0) } ?? nil
+                "SELECT created_at FROM ops WHERE state = 'pending' ORDER BY id LIMIT 1") { $0.int64(0) }
             let nextAttempt = try db.queryFirst(
                 "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
                 .integer(now)) { $0.optionalInt64(0) } ?? nil
@@ -217,17 +226,6 @@ public final class SyncStore: Sendable {
                 .integer(now)) { $0.optionalInt64(0) } ?? nil
             let lastFlush = try db.queryFirst(
                 "SELECT last_flush_at FROM replica WHERE singleton = 1") { $0.optionalInt64(0) } ?? nil
-            let collections = try db.query("""
-                SELECT c.id, c.last_pulled_at,
-                       (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
-                FROM collections c ORDER BY c.id
-                """) { row in
-                CollectionStatus(
-                    id: CollectionID(trusted: row.string(0)),
-                    entries: row.int(2),
-                    ops: perCollection[row.string(0)] ?? OpCounts(),
-                    lastPulledAt: row.optionalInt64(1).map(Date.init(millis:)))
-            }
             return SyncStatus(
                 ops: total,
                 oldestPendingAt: oldestPending.map(Date.init(millis:)),
@@ -250,17 +248,6 @@ public final class SyncStore: Sendable {
             let result = try body(&tx)
             try tx.saveClock()
             return result
-        }
-    }
-}
-
-extension OpCounts {
-    mutating func add(_ count: Int, _ state: String) {
-        switch OpState(rawValue: state) {
-        case .pending: pending += count
-        case .inFlight: inFlight += count
-        case .failed: failed += count
-        case nil: break
         }
     }
 }

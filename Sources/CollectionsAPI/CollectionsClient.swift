@@ -192,14 +192,48 @@ public final class CollectionsClient: Sendable {
             throw CollectionsAPIError(code: .tooManyChanges, message: "collections/entries/curate takes at most 100 changes, not \(changes.count)")
         }
         guard !changes.isEmpty else { throw invalidArgument("curate needs at least one change") }
-        struct Body: Encodable {
-            let id: String
-            let changes: [EntryChange]
-        }
-        let body = try JSONEncoder().encode(Body(id: collection, changes: changes))
-        let response = try await send("POST", "collections/entries/curate", json: Array(body), deadline: deadline)
+        let response = try await send("POST", "collections/entries/curate", json: Self.curateBody(collection, changes), deadline: deadline)
         let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: "collections/entries/curate")
         return ChangeResult(envelope: envelope, changes: changes)
+    }
+
+    /// `{"id":"…","changes":[{"op":"remove","tweet_id":"…"},…]}`, written directly: the same bytes
+    /// JSONEncoder makes, at a fraction of its cost on the flush's hot path.
+    static func curateBody(_ collection: String, _ changes: [EntryChange]) -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(32 + collection.utf8.count + changes.count * 48)
+        body.append(contentsOf: #"{"id":"#.utf8)
+        appendJSONString(collection, to: &body)
+        body.append(contentsOf: #","changes":["#.utf8)
+        for (index, change) in changes.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: #"{"op":"#.utf8)
+            appendJSONString(change.op.rawValue, to: &body)
+            body.append(contentsOf: #","tweet_id":"#.utf8)
+            appendJSONString(change.tweetID, to: &body)
+            body.append(UInt8(ascii: "}"))
+        }
+        body.append(contentsOf: "]}".utf8)
+        return body
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped (ids are
+    /// validated before they get here, but the encoding must not depend on it).
+    static func appendJSONString(_ string: String, to body: inout [UInt8]) {
+        body.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): body.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): body.append(contentsOf: #"\\"#.utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                body.append(contentsOf: #"\u00"#.utf8)
+                body.append(hex[Int(byte >> 4)])
+                body.append(hex[Int(byte & 0xF)])
+            default: body.append(byte)
+            }
+        }
+        body.append(UInt8(ascii: "\""))
     }
 
     private func change(_ endpoint: String, form: [(String, String)], changes: [EntryChange],

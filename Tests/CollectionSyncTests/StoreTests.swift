@@ -80,14 +80,38 @@ struct StoreTests {
     func migrationsAreAtomic() async throws {
         let folder = TemporaryFolder()
         let path = folder.path("sync.sqlite")
-        let broken = schemaMigrations + [SchemaMigration(version: 2, name: "0002_broken.sql", sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")]
+        let next = schemaMigrations.count + 1
+        let broken = schemaMigrations + [SchemaMigration(version: next, name: "000\(next)_broken.sql", sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")]
         let error = #expect(throws: SyncError.self) { try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: broken) }
-        #expect(error?.message.contains("0002_broken.sql") == true)
+        #expect(error?.message.contains("000\(next)_broken.sql") == true)
         #expect(try pragma(path, "user_version") == "0")
         #expect(try snapshot(path).isEmpty, "no table of either migration may remain")
         // The good migrations then apply cleanly.
         _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000)
-        #expect(try pragma(path, "user_version") == "1")
+        #expect(try pragma(path, "user_version") == "\(schemaMigrations.count)")
+    }
+
+    @Test("0002 counts what a 0001 database already holds, and its triggers keep counting")
+    func countersMigration() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(1)))
+        try execute(path, """
+            INSERT INTO collections (id, created_at) VALUES ('custom-1', 0), ('custom-2', 0);
+            INSERT INTO entries (collection_id, tweet_id, present) VALUES ('custom-1', '1', 1), ('custom-1', '2', 0), ('custom-2', '3', 1);
+            INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES
+                ('custom-1', '2', 'remove', 'pending', 1, 0), ('custom-1', '4', 'remove', 'in_flight', 2, 0),
+                ('custom-2', '5', 'add', 'failed', 3, 0), ('custom-2', '6', 'add', 'pending', 4, 0);
+            """)
+        let store = try await SyncStore.open(at: path)
+        var status = try await store.status()
+        #expect(status.ops == OpCounts(pending: 2, inFlight: 1, failed: 1))
+        #expect(status.collections.map(\.entries) == [1, 1])
+        #expect(status.collections.map(\.ops) == [OpCounts(pending: 1, inFlight: 1), OpCounts(pending: 1, failed: 1)])
+        try await store.remove([TweetID(UInt64(1))!], from: CollectionID(validating: "custom-1"))
+        status = try await store.status()
+        #expect(status.collections.map(\.entries) == [0, 1])
+        #expect(status.collections[0].ops == OpCounts(pending: 2, inFlight: 1))
     }
 
     @Test("every Schema/*.sql file is embedded, numbered in order")

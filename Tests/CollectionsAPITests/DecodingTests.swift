@@ -4,6 +4,21 @@ import Testing
 
 @Suite("Decoding and classification of answers")
 struct DecodingTests {
+    @Test("the hand-written curate body is the JSON JSONEncoder would write, escapes included")
+    func curateBodyMatchesEncoder() throws {
+        struct Body: Encodable { let id: String; let changes: [EntryChange] }
+        let cases: [(String, [EntryChange])] = [
+            ("custom-1", [EntryChange(op: .remove, tweetID: "20")]),
+            ("custom-9", (1...100).map { EntryChange(op: $0 % 2 == 0 ? .add : .remove, tweetID: String($0 * 1_000_003)) }),
+            ("we\"ird\\id\n\u{1}é", [EntryChange(op: .add, tweetID: "a\"b\\c\t")]),
+        ]
+        for (collection, changes) in cases {
+            let ours = try JSONSerialization.jsonObject(with: Data(CollectionsClient.curateBody(collection, changes))) as? NSDictionary
+            let theirs = try JSONSerialization.jsonObject(with: JSONEncoder().encode(Body(id: collection, changes: changes))) as? NSDictionary
+            #expect(ours != nil && ours == theirs, "\(collection)")
+        }
+    }
+
     func answer(_ body: String, status: Int = 200, contentType: String? = "application/json; charset=utf-8",
                 headers: [(String, String)] = []) -> HTTPResponseData {
         HTTPResponseData(status: status, headers: (contentType.map { [("Content-Type", $0)] } ?? []) + headers, body: Array(body.utf8))

@@ -99,6 +99,7 @@ struct ConvergenceTests {
                 if down { try await server.endOutage() } else { await server.beginOutage() }
                 down.toggle()
             }
+            for replica in replicas { try await Self.expectCountersMatch(replica.store, collection, after: steps) }
         }
         if down { try await server.endOutage() }
         for _ in 0..<2 {
@@ -119,5 +120,18 @@ struct ConvergenceTests {
         }
         try await transport.shutdown()
         for replica in replicas { await replica.shutdown() }
+    }
+
+    /// The counters `status` reads (kept by triggers) equal a count of the rows themselves.
+    static func expectCountersMatch(_ store: SyncStore, _ collection: CollectionID, after steps: [Step]) async throws {
+        let ops = try await store.outbox(.all)
+        let counted = OpCounts(pending: ops.count { $0.state == .pending }, inFlight: ops.count { $0.state == .inFlight },
+                               failed: ops.count { $0.state == .failed })
+        let status = try await store.status()
+        #expect(status.ops == counted, "counters after \(steps)")
+        if let row = status.collections.first(where: { $0.id == collection }) {
+            #expect(row.ops == counted, "collection counters after \(steps)")
+            #expect(row.entries == (try await store.entries(of: collection)).count, "entry counter after \(steps)")
+        }
     }
 }

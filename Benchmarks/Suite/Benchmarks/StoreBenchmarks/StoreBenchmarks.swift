@@ -1,0 +1,98 @@
+import Benchmark
+import CollectionSync
+import Foundation
+
+// The store's hot paths without network: enqueue one, enqueue a batch, claim + commit answers,
+// pull merge, status at scale. Malloc counts are deterministic and make the tightest
+// thresholds; times are checked loosely (shared 2-core machines drift).
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal, .peakMemoryResident],
+        maxDuration: .seconds(3),
+        maxIterations: 1_000,
+        thresholds: [
+            .mallocCountTotal: .init(relative: [.p50: 5], absolute: [.p50: 50]),
+            .wallClock: .init(relative: [.p50: 50]),
+        ])
+
+    let collection = try! CollectionID(validating: "custom-1")
+    func tweet(_ n: Int) -> TweetID { TweetID(UInt64(100_000_000 + n))! }
+
+    Benchmark("Enqueue one remove (one transaction)") { benchmark, store in
+        var next = 0
+        for _ in benchmark.scaledIterations {
+            next += 1
+            try await store.remove([tweet(next)], from: collection)
+        }
+    } setup: {
+        try await SyncStore.open(at: Scratch.path("enqueue-one"))
+    }
+
+    Benchmark("Enqueue 1,000 removes in one call") { benchmark, store in
+        var next = 0
+        for _ in benchmark.scaledIterations {
+            let tweets = (0..<1_000).map { tweet(next + $0) }
+            next += 1_000
+            benchmark.startMeasurement()
+            try await store.remove(tweets, from: collection)
+            benchmark.stopMeasurement()
+        }
+    } setup: {
+        try await SyncStore.open(at: Scratch.path("enqueue-batch"))
+    }
+
+    Benchmark("Claim 400 + commit their answers (no network)") { benchmark, store in
+        for _ in benchmark.scaledIterations {
+            benchmark.stopMeasurement()
+            try await store.remove((0..<400).map(tweet), from: collection)
+            guard case .acquired(let lease) = try await store.acquireFlusherLease() else { fatalError("lease held") }
+            benchmark.startMeasurement()
+            let ops = try await store.claimDueOps(lease: lease, limit: 400)
+            for batch in stride(from: 0, to: ops.count, by: 100).map({ ops[$0..<min($0 + 100, ops.count)] }) {
+                try await store.complete(batch.map { OpResult(op: $0.id, outcome: .applied) }, lease: lease)
+            }
+            benchmark.stopMeasurement()
+            try await store.releaseFlusherLease(lease)
+        }
+    } setup: {
+        try await SyncStore.open(at: Scratch.path("claim-complete"))
+    }
+
+    Benchmark("Pull merge of 5,000 entries") { benchmark, store in
+        let remote = (0..<5_000).map { RemoteEntry(tweet: tweet($0), sortIndex: String(1_000_000 + $0)) }
+        for _ in benchmark.scaledIterations {
+            let start = try await store.beginPull(of: collection)
+            blackHole(try await store.mergePull(start, entries: remote, metadata: nil))
+        }
+    } setup: {
+        try await SyncStore.open(at: Scratch.path("pull-merge"))
+    }
+
+    Benchmark("status with 100,000 queued ops") { benchmark, store in
+        for _ in benchmark.scaledIterations {
+            blackHole(try await store.status())
+        }
+    } setup: {
+        let store = try await SyncStore.open(at: Scratch.path("status"))
+        for c in 0..<20 {
+            try await store.remove((0..<5_000).map { tweet(c * 5_000 + $0) }, from: CollectionID(validating: "custom-\(c + 1)"))
+        }
+        return store
+    }
+}
+
+/// A fresh database path per benchmark, in a folder removed at exit.
+enum Scratch {
+    static let folder: String = {
+        let path = NSTemporaryDirectory() + "collection-sync-bench-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "collection-sync-bench-\(getpid())") }
+        return path
+    }()
+
+    static func path(_ name: String) -> String {
+        let path = folder + "/\(name)-\(UUID().uuidString).sqlite"
+        return path
+    }
+}
