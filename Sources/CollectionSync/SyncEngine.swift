@@ -185,7 +185,12 @@ public final class SyncEngine: Sendable {
                 break
             }
 
-            let (stop, sawTransient) = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline)
+            // More ops are claimed as slots free up, so that requests stay in flight back to back
+            // instead of waiting at the end of each claimed set for its slowest answer.
+            let (stop, sawTransient) = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline) {
+                if let deadline = options.deadline, ContinuousClock.now >= deadline { return [] }
+                return self.batches(try await self.store.claimDueOps(lease: lease, limit: self.configuration.batchSize * self.configuration.concurrency))
+            }
             if let stop { report.stopReason = stop; break }
             // The API is failing: a flush that does not wait ends here instead of hammering it
             // with retries whose backoff happened to be short; the next flush (or --wait) goes on.
@@ -241,9 +246,11 @@ public final class SyncEngine: Sendable {
     }
 
     /// Sends the batches with at most `concurrency` requests in flight, committing each answer
-    /// as it arrives. Returns a stop reason when a batch says the flush must stop.
+    /// as it arrives, and asks `refill` for more when they run out, until it has none or a batch
+    /// failed transiently, hit a rate limit or says the flush must stop. Returns that stop reason.
     private func send(_ batches: [[Op]], lease: FlusherLease, into report: inout FlushReport,
-                      deadline: ContinuousClock.Instant?) async throws -> (stop: FlushReport.StopReason?, sawTransient: Bool) {
+                      deadline: ContinuousClock.Instant?,
+                      refill: () async throws -> [[Op]]) async throws -> (stop: FlushReport.StopReason?, sawTransient: Bool) {
         var stop: FlushReport.StopReason?
         var sawTransient = false
         var blocked = false
@@ -277,7 +284,10 @@ public final class SyncEngine: Sendable {
                 if let reason = result.stop, stop == nil { stop = reason }
                 // An endpoint now waits for its rate-limit reset: start nothing more this round.
                 if result.blocked { blocked = true }
-                if stop == nil, !blocked { startNext() }
+                if stop == nil, !blocked {
+                    if pending.isEmpty, !sawTransient, !Task.isCancelled { pending = try await refill()[...] }
+                    startNext()
+                }
             }
             // Claimed but never sent (the flush stops, or a rate limit): back to pending, attempt not counted.
             let unsent = pending.flatMap { $0 }.map { OpResult(op: $0.id, outcome: .release(error: "not sent: the flush stopped")) }
