@@ -23,7 +23,7 @@ final class Connection {
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             if let db { sqlite3_close_v2(db) }
-            throw SyncError(code: .database, message: "cannot open database \(path): \(message)", sqliteCode: rc)
+            throw SyncError(code: .database, message: "cannot open database \(path): \(message)\(SyncError.hint(rc))", sqliteCode: rc)
         }
         handle = db
         sqlite3_extended_result_codes(db, 1)
@@ -115,7 +115,21 @@ extension SyncError {
         case SQLITE_CORRUPT, SQLITE_NOTADB: code = .databaseCorrupt
         default: code = .database
         }
-        self.init(code: code, message: message, sqliteCode: rc)
+        self.init(code: code, message: message + SyncError.hint(rc), sqliteCode: rc)
+    }
+
+    /// What an operator should check for the result codes that come from the storage itself.
+    static func hint(_ rc: Int32) -> String {
+        switch rc & 0xFF {
+        case SQLITE_FULL: " (the disk or its quota is full: free space; nothing committed was lost)"
+        // SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE (3, 4, 6 << 8): the C macros are not imported.
+        case SQLITE_IOERR where [3, 4, 6].contains(rc >> 8):
+            " (writing failed: is the disk full, or the file size limited? nothing committed was lost)"
+        case SQLITE_READONLY: " (the database or its folder is read-only)"
+        case SQLITE_CANTOPEN: " (check that the file and its folder exist and are writable: SQLite needs to create its -wal and -shm files beside it)"
+        case SQLITE_CORRUPT, SQLITE_NOTADB: " (the file is damaged or not a collection-sync database; it was left as it is)"
+        default: ""
+        }
     }
 }
 
