@@ -103,30 +103,36 @@ let package = Package(
         ),
         .testTarget(
             name: "CollectionSyncTests",
-            dependencies: ["CollectionSync", "CollectionsAPI", "CSQLite", "TestSupport"]
+            dependencies: ["CollectionSync", "CollectionsAPI", "CSQLite", "TestSupport",
+                           .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
             name: "CollectionsAPITests",
             dependencies: ["CollectionsAPI", "TestSupport",
+                           .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")]
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            exclude: ["Corpus"]
         ),
         .testTarget(
             name: "CollectionsMockTests",
             dependencies: ["CollectionsMock", "CollectionsAPI",
+                           .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         // The worker against the real mock over loopback, and crash tests of the real binary.
         .testTarget(
             name: "SyncIntegrationTests",
             dependencies: ["CollectionSync", "CollectionsAPI", "CollectionsMock", "TestSupport",
-                           .product(name: "PropertyBased", package: "swift-property-based")]
+                           .product(name: "PropertyBased", package: "swift-property-based"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SyncctlTests",
             // Depending on the executable makes `swift test` build the binary the tests run.
-            dependencies: ["syncctl", "CollectionSync", "CollectionsMock", "TestSupport"]
+            dependencies: ["syncctl", "CollectionSync", "CollectionsMock", "TestSupport",
+                           .product(name: "PropertyBased", package: "swift-property-based")]
         ),
     ]
 )

@@ -147,7 +147,12 @@ enum CredentialsFile {
         return values
     }
 
+    /// The key, quoted, when it reads like a variable name (upper-case letters, digits and `_`);
+    /// anything else may be a value typed on the wrong line, and is never echoed.
     private static func quotedKey(_ key: String) -> String {
-        "\"" + String(key.prefix(40).filter { $0.isASCII && !$0.isNewline }) + "\""
+        let isName = (1...40).contains(key.utf8.count) && key.utf8.allSatisfy {
+            ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
+        }
+        return isName ? "\"" + key + "\"" : "(not shown: it is not a variable name, and may be a value on the wrong line)"
     }
 }
