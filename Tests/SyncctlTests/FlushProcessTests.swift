@@ -52,15 +52,16 @@ struct FlushProcessTests {
     @Test("two flushers on one database: the second reports the lease held (75) and sends nothing")
     func oneFlusherAtATime() async throws {
         try await withMockServer { server in
-            server.setLatency(.milliseconds(100))
+            // Slow answers keep the first flusher busy (30 x 2 s) however long the second takes to
+            // start on a loaded machine; once the second has been refused, answers speed up.
+            server.setLatency(.seconds(2))
             let folder = TemporaryFolder()
             let id = try server.createCollection(tweetIDs: (1...30).map(String.init))
             let db = folder.path("sync.sqlite")
             let env = Self.environment(server, db: db)
             #expect(try Syncctl.run(["remove", id] + (1...30).map(String.init), environment: env, folder: folder).status == 0)
             let (first, _, _) = try Syncctl.start(["flush", "--batch-size", "1", "--concurrency", "1"], environment: env, folder: folder)
-            // Wait (bounded) until the first flusher is sending: it then holds the lease, and with
-            // 30 requests of 100 ms each it keeps it for seconds.
+            // Wait (bounded) until the first flusher is sending: it then holds the lease.
             let clock = ContinuousClock()
             let limit = clock.now + .seconds(30)
             while server.journal().isEmpty, clock.now < limit {
@@ -70,6 +71,7 @@ struct FlushProcessTests {
             let second = try Syncctl.run(["flush", "--json"], environment: env, folder: folder)
             #expect(second.status == 75, "\(second)")
             #expect(second.stderr.contains("lease"))
+            server.setLatency(.zero)
             first.waitUntilExit()
             #expect(first.terminationStatus == 0)
             #expect(server.tweetIDs(of: id)?.isEmpty == true)
