@@ -178,7 +178,7 @@ struct NetworkCommandTests {
         }
     }
 
-    @Test("no secret appears in any output, error or the database")
+    @Test("no secret appears in any output, error, the database or a running process's argv")
     func noSecrets() async throws {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1"])
@@ -194,6 +194,27 @@ struct NetworkCommandTests {
             let down = try run(["flush", "--json"], environment(server))
             outputs += [down.stdout, down.stderr]
             try await server.endOutage()
+            // argv is what every user of the machine can read (ps, /proc/PID/cmdline): a running
+            // watch, given its credentials by file and by environment, must not show them there.
+            let file = folder.path("credentials")
+            try "TWITTER_CONSUMER_KEY=\(mock.consumerKey)\nTWITTER_CONSUMER_SECRET=\(mock.consumerSecret)\nTWITTER_ACCESS_TOKEN=\(mock.accessToken)\nTWITTER_ACCESS_TOKEN_SECRET=\(mock.accessTokenSecret)\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            chmod(file, 0o600)
+            for (arguments, env) in [(["watch", "--credentials", file], environment(server, credentials: false)), (["watch"], environment(server))] {
+                let (process, _, _) = try Syncctl.start(arguments + ["--db", db], environment: env, folder: folder)
+                // Until the child has exec'd, /proc shows the parent's command line: poll (bounded).
+                var argv = ""
+                let limit = ContinuousClock.now + .seconds(20)
+                while !argv.contains("watch"), ContinuousClock.now < limit {
+                    let raw = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/cmdline"))) ?? Data()
+                    argv = String(decoding: raw.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+                    if !argv.contains("watch") { try await Task.sleep(for: .milliseconds(5)) }
+                }
+                #expect(argv.contains("watch"), "read the running process's argv")
+                outputs.append(argv)
+                kill(process.processIdentifier, SIGTERM)
+                process.waitUntilExit()
+            }
             let database = try Data(contentsOf: URL(fileURLWithPath: db)) + ((try? Data(contentsOf: URL(fileURLWithPath: db + "-wal"))) ?? Data())
             let text = outputs.joined(separator: "\n") + String(decoding: database, as: UTF8.self)
             for secret in [mock.consumerSecret, mock.accessTokenSecret, mock.accessToken, mock.consumerKey] {
