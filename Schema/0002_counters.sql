@@ -65,3 +65,10 @@ WHEN OLD.present IS NOT NEW.present OR OLD.collection_id IS NOT NEW.collection_i
     UPDATE collections SET entries_present = entries_present - (OLD.present = 1) WHERE id = OLD.collection_id;
     UPDATE collections SET entries_present = entries_present + (NEW.present = 1) WHERE id = NEW.collection_id;
 END;
+
+-- The clock is persisted by the newest log line when a transaction's last stamp went into one
+-- (WriteTransaction.saveClock): deleting log lines (pruning, or by hand) first saves their
+-- stamps in the replica row, so that no stamp is ever issued twice.
+CREATE TRIGGER log_keeps_the_clock BEFORE DELETE ON log BEGIN
+    UPDATE replica SET hlc = max(hlc, OLD.hlc) WHERE singleton = 1;
+END;

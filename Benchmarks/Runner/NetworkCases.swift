@@ -132,8 +132,8 @@ struct PullMerge: AsyncParsableCommand {
                         _ = try await store.mergePull(start, entries: remote, metadata: nil)
                     }
                     return ["pull_ms": seconds(pull) * 1000, "merge_ms": seconds(merge) * 1000]
-                case .raw:
-                    let raw = try RawStore(path: dir + "/raw.sqlite")
+                case .raw, .rawRows:
+                    let raw = try RawStore(path: dir + "/raw.sqlite", counters: engine == .raw)
                     try raw.ensureCollection(collectionID(0))
                     let merge = try clock.measure {
                         try raw.transaction {

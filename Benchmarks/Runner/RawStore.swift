@@ -11,7 +11,9 @@ final class RawStore {
     private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOp, deleteOp, applyEntry: OpaquePointer
     private var hlc: Int64 = 0
 
-    init(path: String) throws {
+    /// - Parameter counters: keep 0002's counter triggers (the schema as our store has it); without
+    ///   them the baseline writes only the rows the semantics require (op, view, log line).
+    init(path: String, counters: Bool = true) throws {
         var handle: OpaquePointer?
         guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK,
               let handle else { throw RawError("cannot open \(path)") }
@@ -21,6 +23,12 @@ final class RawStore {
         }
         try Self.exec(handle, "BEGIN")
         for migration in schemaMigrations { try Self.exec(handle, migration.sql) }
+        if !counters {
+            for trigger in ["ops_counted_insert", "ops_counted_delete", "ops_counted_update",
+                            "entries_counted_insert", "entries_counted_delete", "entries_counted_update"] {
+                try Self.exec(handle, "DROP TRIGGER \(trigger)")
+            }
+        }
         try Self.exec(handle, "COMMIT")
         func prepare(_ sql: String) throws -> OpaquePointer {
             var statement: OpaquePointer?

@@ -20,6 +20,8 @@ enum Engine: String, ExpressibleByArgument, CaseIterable {
     case ours
     /// The same rows through the SQLite C API, same schema, PRAGMAs and indexes.
     case raw
+    /// The same, without the counter triggers: only the rows the semantics require.
+    case rawRows = "raw-rows"
 }
 
 /// Prints one JSON object of numbers and strings.
@@ -69,8 +71,8 @@ struct Enqueue: AsyncParsableCommand {
             } else {
                 elapsed = try await clock.measure { try await store.remove(tweets, from: target) }
             }
-        case .raw:
-            let raw = try RawStore(path: db)
+        case .raw, .rawRows:
+            let raw = try RawStore(path: db, counters: engine == .raw)
             try raw.ensureCollection(collection)
             if mode == "one" {
                 elapsed = try clock.measure {
@@ -86,7 +88,7 @@ struct Enqueue: AsyncParsableCommand {
     }
 }
 
-/// B3's ceiling: the SQLite work a flush cannot avoid, alone. `count` queued removes are written
+/// B3's ceiling: the SQLite work a flush cannot avoid, alone (no counters). `count` queued removes are written
 /// first (not timed); then, in rounds of 4 x 100 like a flush, one transaction claims a round and
 /// one per 100 commits their answers.
 struct FlushFloor: ParsableCommand {
@@ -96,7 +98,7 @@ struct FlushFloor: ParsableCommand {
     @Option var db: String
 
     func run() throws {
-        let raw = try RawStore(path: db)
+        let raw = try RawStore(path: db, counters: false)
         let collection = "custom-1000"
         try raw.ensureCollection(collection)
         let ids = tweetIDs(collection: 0, count: count)

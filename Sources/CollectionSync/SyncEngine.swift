@@ -264,12 +264,17 @@ public final class SyncEngine: Sendable {
         defer { heartbeat.cancel() }
         try await withThrowingTaskGroup(of: BatchResult.self) { group in
             var pending = batches[...]
-            func startNext() {
-                guard let batch = pending.popFirst() else { return }
-                group.addTask { try await self.process(batch, lease: lease, deadline: deadline) }
+            var running = 0
+            /// Starts batches until `concurrency` requests are in flight or none is left.
+            func fillSlots() {
+                while running < configuration.concurrency, let batch = pending.popFirst() {
+                    running += 1
+                    group.addTask { try await self.process(batch, lease: lease, deadline: deadline) }
+                }
             }
-            for _ in 0..<configuration.concurrency { startNext() }
+            fillSlots()
             while let result = try await group.next() {
+                running -= 1
                 report.sent += result.sent
                 report.requests += result.requests
                 report.applied += result.applied
@@ -286,7 +291,7 @@ public final class SyncEngine: Sendable {
                 if result.blocked { blocked = true }
                 if stop == nil, !blocked {
                     if pending.isEmpty, !sawTransient, !Task.isCancelled { pending = try await refill()[...] }
-                    startNext()
+                    fillSlots()
                 }
             }
             // Claimed but never sent (the flush stops, or a rate limit): back to pending, attempt not counted.

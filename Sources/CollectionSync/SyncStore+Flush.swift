@@ -92,7 +92,10 @@ extension SyncStore {
                 VALUES (1, ?, ?, ?, ?, ?)
                 """, .text(token), .text(host), .integer(Int64(pid)), .integer(now), .integer(now + ttlMillis))
             // Only a lease holder claims ops: any op in flight now belongs to a holder that is gone.
-            try tx.db.run("UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight'")
+            // (The counters say whether there is any: the update itself scans the whole outbox.)
+            if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collections", row: { $0.int(0) }) ?? 0 > 0 {
+                try tx.db.run("UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight'")
+            }
             return .acquired(FlusherLease(holder: token, expiresAt: Date(millis: now + ttlMillis)))
         }
     }

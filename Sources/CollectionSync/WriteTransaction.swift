@@ -32,7 +32,7 @@ struct WriteTransaction {
     /// Persists the clock if stamps were issued; called once before commit. When the last stamp
     /// went into a log line written by this transaction, that line already persists it, and the
     /// replica row is left alone: one page fewer to write per edit, a fifth of a small
-    /// transaction's cost. (Whoever prunes the log must save the clock first.)
+    /// transaction's cost. (Deleting log lines saves their stamps first: a trigger of 0002.)
     func saveClock() throws {
         guard clock != loadedClock, clock.last != lastLogged else { return }
         try db.run("UPDATE replica SET hlc = ? WHERE singleton = 1", .integer(clock.last.rawValue))

@@ -145,6 +145,19 @@ struct StoreTests {
         #expect(Set(events.map(\.hlc)).count == events.count, "no stamp is issued twice")
     }
 
+    @Test("deleting the log (pruning, or by hand) never lets a stamp be issued twice")
+    func clockSurvivesLogDeletion() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock(2_000_000_000_000)
+        let store = try await openStore(folder, clock: clock)
+        let before = try await store.add(tweets(1...5), to: c1).map(\.hlc).max()!
+        // The clock rides on the newest log line; the wall clock then goes back an hour.
+        try execute(store.path, "DELETE FROM log")
+        clock.advance(by: -3_600_000)
+        let after = try await openStore(folder, clock: clock).add([tweet(6)], to: c1)
+        #expect(after[0].hlc > before)
+    }
+
     @Test("two stores on one file share one clock")
     func clockSharedAcrossConnections() async throws {
         let folder = TemporaryFolder()
