@@ -38,17 +38,12 @@ CREATE TRIGGER ops_counted_delete AFTER DELETE ON ops BEGIN
     WHERE id = OLD.collection_id;
 END;
 
-CREATE TRIGGER ops_counted_update AFTER UPDATE OF state, collection_id ON ops
-WHEN OLD.state IS NOT NEW.state OR OLD.collection_id IS NOT NEW.collection_id BEGIN
+-- An op never changes collection: one update moves it between the state counters.
+CREATE TRIGGER ops_counted_update AFTER UPDATE OF state ON ops WHEN OLD.state IS NOT NEW.state BEGIN
     UPDATE collections SET
-        ops_pending   = ops_pending   - (OLD.state = 'pending'),
-        ops_in_flight = ops_in_flight - (OLD.state = 'in_flight'),
-        ops_failed    = ops_failed    - (OLD.state = 'failed')
-    WHERE id = OLD.collection_id;
-    UPDATE collections SET
-        ops_pending   = ops_pending   + (NEW.state = 'pending'),
-        ops_in_flight = ops_in_flight + (NEW.state = 'in_flight'),
-        ops_failed    = ops_failed    + (NEW.state = 'failed')
+        ops_pending   = ops_pending   - (OLD.state = 'pending')   + (NEW.state = 'pending'),
+        ops_in_flight = ops_in_flight - (OLD.state = 'in_flight') + (NEW.state = 'in_flight'),
+        ops_failed    = ops_failed    - (OLD.state = 'failed')    + (NEW.state = 'failed')
     WHERE id = NEW.collection_id;
 END;
 
@@ -60,10 +55,10 @@ CREATE TRIGGER entries_counted_delete AFTER DELETE ON entries WHEN OLD.present =
     UPDATE collections SET entries_present = entries_present - 1 WHERE id = OLD.collection_id;
 END;
 
-CREATE TRIGGER entries_counted_update AFTER UPDATE OF present, collection_id ON entries
-WHEN OLD.present IS NOT NEW.present OR OLD.collection_id IS NOT NEW.collection_id BEGIN
-    UPDATE collections SET entries_present = entries_present - (OLD.present = 1) WHERE id = OLD.collection_id;
-    UPDATE collections SET entries_present = entries_present + (NEW.present = 1) WHERE id = NEW.collection_id;
+-- An entry never changes collection either.
+CREATE TRIGGER entries_counted_update AFTER UPDATE OF present ON entries WHEN OLD.present IS NOT NEW.present BEGIN
+    UPDATE collections SET entries_present = entries_present + (NEW.present = 1) - (OLD.present = 1)
+    WHERE id = NEW.collection_id;
 END;
 
 -- The clock is persisted by the newest log line when a transaction's last stamp went into one
