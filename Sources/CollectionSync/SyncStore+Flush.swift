@@ -94,7 +94,12 @@ extension SyncStore {
             // Only a lease holder claims ops: any op in flight now belongs to a holder that is gone.
             // (The counters say whether there is any: the update itself scans the whole outbox.)
             if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collections", row: { $0.int(0) }) ?? 0 > 0 {
-                try tx.db.run("UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight'")
+                for collection in try tx.db.query(
+                    "UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight' RETURNING collection_id",
+                    row: { CollectionID(trusted: $0.string(0)) }) {
+                    tx.count(collection, .inFlight, -1)
+                    tx.count(collection, .pending, 1)
+                }
             }
             return .acquired(FlusherLease(holder: token, expiresAt: Date(millis: now + ttlMillis)))
         }
@@ -148,6 +153,10 @@ extension SyncStore {
                              ORDER BY o.id LIMIT ?2)
                 RETURNING \(Op.columns)
                 """, .integer(tx.wallMillis), .integer(Int64(limit)), .text(lease.holder), row: Op.init(row:))
+            for op in claimed {
+                tx.count(op.collection, .pending, -1)
+                tx.count(op.collection, .inFlight, 1)
+            }
             return claimed.sorted { $0.id.rawValue < $1.id.rawValue }
         }
     }
@@ -180,31 +189,42 @@ extension WriteTransaction {
         switch result.outcome {
         case .applied, .alreadyApplied:
             try db.run("DELETE FROM ops WHERE id = ?", id)
+            count(op.collection, .inFlight, -1)
             let learned = tick()
             // The key's new base, and its view in the same statement: the intent of an op still
             // waiting behind this one, else the base. The base is known now: the row stays.
-            try db.run("""
+            let wasPresent = try isPresent(op.collection, op.tweet)
+            let present = try db.queryFirst("""
                 INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
                 VALUES (?1, ?2, coalesce((SELECT kind = 'add' FROM ops WHERE collection_id = ?1 AND tweet_id = ?2
                                             AND state IN ('pending', 'in_flight') ORDER BY id DESC LIMIT 1), ?3), ?3, ?4)
                 ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
                     present = excluded.present, base_present = ?3, base_hlc = ?4
-                """, .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(op.kind.present ? 1 : 0), .integer(learned.rawValue))
+                RETURNING present
+                """, .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(op.kind.present ? 1 : 0),
+                .integer(learned.rawValue)) { $0.int(0) == 1 } ?? false
+            countView(op.collection, from: wasPresent, to: present)
             let event: LogEvent.Kind = result.outcome == .applied ? .applied : (op.kind == .remove ? .alreadyRemoved : .alreadyPresent)
             try log(event, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: op.kind.rawValue)
         case .failed(let reason):
             try db.run("UPDATE ops SET state = 'failed', next_attempt_at = NULL, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .text(reason), id)
+            count(op.collection, .inFlight, -1)
+            count(op.collection, .failed, 1)
             try log(.failed, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
             try refreshView(op.collection, op.tweet)
         case .retry(let at, let error):
             try db.run("UPDATE ops SET state = 'pending', next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .integer(at.millis), .text(error), id)
+            count(op.collection, .inFlight, -1)
+            count(op.collection, .pending, 1)
         case .release(let error, let until):
             try db.run("""
                 UPDATE ops SET state = 'pending', attempts = max(attempts - 1, 0), next_attempt_at = ?, last_error = ?, claimed_by = NULL
                 WHERE id = ?
                 """, .int(until?.millis), .text(error), id)
+            count(op.collection, .inFlight, -1)
+            count(op.collection, .pending, 1)
         }
         return true
     }

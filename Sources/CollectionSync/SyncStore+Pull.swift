@@ -148,8 +148,10 @@ extension WriteTransaction {
             }
             if decision.cancelWaiting {
                 // Every waiting op of the key: an older failed one must not outlive the newer one.
-                try db.run("DELETE FROM ops WHERE collection_id = ? AND tweet_id = ? AND state != 'in_flight'",
-                           .text(collection.rawValue), .text(tweetID))
+                for state in try db.query("DELETE FROM ops WHERE collection_id = ? AND tweet_id = ? AND state != 'in_flight' RETURNING state",
+                                          .text(collection.rawValue), .text(tweetID), row: { OpState(rawValue: $0.string(0)) }) {
+                    count(collection, state, -1)
+                }
             }
 
             if decision.takeBase, op == nil {
@@ -157,6 +159,7 @@ extension WriteTransaction {
                 // (the common case, and all of a first pull: one statement per entry).
                 try takeBaseAsView.run([.text(collection.rawValue), .text(tweetID), .string(remoteEntry?.sortIndex),
                     .string(remoteEntry?.featureContext), .integer(remoteEntry != nil ? 1 : 0), .integer(start.hlc.rawValue)])
+                countView(collection, from: known?.present ?? false, to: remoteEntry != nil)
             } else if decision.takeBase || (remoteEntry != nil && remoteEntry?.sortIndex != known?.sortIndex) {
                 let baseHLC = decision.takeBase ? start.hlc : known?.base?.learned
                 let basePresent = decision.takeBase ? remoteEntry != nil : known?.base?.present
@@ -193,8 +196,4 @@ extension WriteTransaction {
         return PullReport(collection: collection, entries: entries, remoteWrites: remoteWrites, conflicts: conflicts)
     }
 
-    /// The size of a collection's local view (a counter kept by triggers).
-    private func presentEntries(_ collection: CollectionID) throws -> Int {
-        try db.queryFirst("SELECT entries_present FROM collections WHERE id = ?", .text(collection.rawValue)) { $0.int(0) } ?? 0
-    }
 }

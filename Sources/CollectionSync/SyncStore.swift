@@ -135,6 +135,7 @@ public final class SyncStore: Sendable {
                     throw SyncError(code: .opInFlight, message: "op \(op.id) is in flight: it can be discarded once its answer is in")
                 }
                 try tx.db.run("DELETE FROM ops WHERE id = ?", .integer(op.id.rawValue))
+                tx.count(op.collection, op.state, -1)
                 try tx.log(.discarded, op.collection, op.tweet, op: op.id, localHLC: op.hlc,
                            detail: "\(op.kind.rawValue) discarded by the user")
                 try tx.refreshView(op.collection, op.tweet)
@@ -246,7 +247,7 @@ public final class SyncStore: Sendable {
         return try await database.write { db in
             var tx = try WriteTransaction(db: db, replicaID: replicaID, wallMillis: wallClock.nowMillis())
             let result = try body(&tx)
-            try tx.saveClock()
+            try tx.finish()
             return result
         }
     }

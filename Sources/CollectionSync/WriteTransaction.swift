@@ -9,6 +9,13 @@ struct WriteTransaction {
     private let loadedClock: HybridLogicalClock
     /// The stamp of the newest log line this transaction wrote: that line persists the clock.
     private var lastLogged: HLC?
+    /// Changes to the per-collection counters that `status` reads (0002), applied when the
+    /// transaction ends: one update per collection and transaction, not one per row.
+    private var counterChanges: [CollectionID: CounterChange] = [:]
+
+    struct CounterChange: Equatable {
+        var pending = 0, inFlight = 0, failed = 0, present = 0
+    }
 
     init(db: Connection, replicaID: String, wallMillis: Int64) throws {
         self.db = db
@@ -38,6 +45,46 @@ struct WriteTransaction {
         try db.run("UPDATE replica SET hlc = ? WHERE singleton = 1", .integer(clock.last.rawValue))
     }
 
+    /// Ends the transaction's work: the counters, then the clock. Called once before commit.
+    func finish() throws {
+        for (collection, change) in counterChanges where change != CounterChange() {
+            try db.run("""
+                UPDATE collections SET ops_pending = ops_pending + ?1, ops_in_flight = ops_in_flight + ?2,
+                    ops_failed = ops_failed + ?3, entries_present = entries_present + ?4
+                WHERE id = ?5
+                """, .integer(Int64(change.pending)), .integer(Int64(change.inFlight)), .integer(Int64(change.failed)),
+                .integer(Int64(change.present)), .text(collection.rawValue))
+        }
+        try saveClock()
+    }
+
+    /// Counts `change` ops (negative: fewer) in `state` for `collection`.
+    mutating func count(_ collection: CollectionID, _ state: OpState?, _ change: Int) {
+        switch state {
+        case .pending: counterChanges[collection, default: CounterChange()].pending += change
+        case .inFlight: counterChanges[collection, default: CounterChange()].inFlight += change
+        case .failed: counterChanges[collection, default: CounterChange()].failed += change
+        case nil: break
+        }
+    }
+
+    /// Counts a key of `collection` whose local view went from `old` to `new` (present or not).
+    mutating func countView(_ collection: CollectionID, from old: Bool, to new: Bool) {
+        if old != new { counterChanges[collection, default: CounterChange()].present += new ? 1 : -1 }
+    }
+
+    /// The size of a collection's local view now, this transaction's changes included.
+    func presentEntries(_ collection: CollectionID) throws -> Int {
+        let stored = try db.queryFirst("SELECT entries_present FROM collections WHERE id = ?", .text(collection.rawValue)) { $0.int(0) } ?? 0
+        return stored + (counterChanges[collection]?.present ?? 0)
+    }
+
+    /// Whether the key's local view shows it now (false when the key has no row).
+    func isPresent(_ collection: CollectionID, _ tweet: TweetID) throws -> Bool {
+        try db.queryFirst("SELECT present FROM entries WHERE collection_id = ? AND tweet_id = ?",
+                          .text(collection.rawValue), .text(tweet.rawValue)) { $0.int(0) == 1 } ?? false
+    }
+
     func ensureCollection(_ collection: CollectionID) throws {
         try db.run("INSERT OR IGNORE INTO collections (id, created_at) VALUES (?, ?)",
                    .text(collection.rawValue), .integer(wallMillis))
@@ -55,6 +102,7 @@ struct WriteTransaction {
         let replaced = newest.flatMap { $0.1 == .inFlight ? nil : $0 }
         if let replaced {
             try db.run("DELETE FROM ops WHERE id = ?", .integer(replaced.0.rawValue))
+            count(collection, replaced.1, -1)
         }
         let hlc = tick()
         try db.run("""
@@ -62,14 +110,17 @@ struct WriteTransaction {
             VALUES (?, ?, ?, 'pending', ?, ?)
             """, .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue), .integer(hlc.rawValue), .integer(wallMillis))
         let id = OpID(db.lastInsertRowID)
+        count(collection, .pending, 1)
         if let (oldID, oldState, oldKind, oldHLC) = replaced {
             try log(.coalesced, collection, tweet, op: oldID, localHLC: oldHLC,
                     detail: "\(oldState?.rawValue ?? "?") \(oldKind) replaced by op \(id) (\(kind.rawValue))")
         }
+        let wasPresent = try isPresent(collection, tweet)
         try db.run("""
             INSERT INTO entries (collection_id, tweet_id, present) VALUES (?, ?, ?)
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = excluded.present
             """, .text(collection.rawValue), .text(tweet.rawValue), .integer(kind.present ? 1 : 0))
+        countView(collection, from: wasPresent, to: kind.present)
         try log(.localWrite, collection, tweet, op: id, localHLC: hlc, detail: kind.rawValue)
         return QueuedOp(id: id, kind: kind, collection: collection, tweet: tweet, hlc: hlc)
     }
@@ -92,19 +143,25 @@ struct WriteTransaction {
 
     /// Sets the key's local view from the intent of its newest pending or in-flight op, else
     /// its base, else absent; drops the row when it no longer holds anything.
-    func refreshView(_ collection: CollectionID, _ tweet: TweetID) throws {
+    mutating func refreshView(_ collection: CollectionID, _ tweet: TweetID) throws {
         let intent = try db.queryFirst("""
             SELECT kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND state IN ('pending', 'in_flight')
             ORDER BY id DESC LIMIT 1
             """, .text(collection.rawValue), .text(tweet.rawValue)) { OpKind(rawValue: $0.string(0)) }
+        // Each update returns the new value only when it changed it: the counter moves with it.
+        let flippedTo: Int?
         if let intent {
-            try db.run("UPDATE entries SET present = ? WHERE collection_id = ? AND tweet_id = ?",
-                       .integer(intent?.present == true ? 1 : 0), .text(collection.rawValue), .text(tweet.rawValue))
+            flippedTo = try db.queryFirst("""
+                UPDATE entries SET present = ?1 WHERE collection_id = ?2 AND tweet_id = ?3 AND present IS NOT ?1 RETURNING present
+                """, .integer(intent?.present == true ? 1 : 0), .text(collection.rawValue), .text(tweet.rawValue)) { $0.int(0) }
         } else {
-            try db.run("UPDATE entries SET present = coalesce(base_present, 0) WHERE collection_id = ? AND tweet_id = ?",
-                       .text(collection.rawValue), .text(tweet.rawValue))
+            flippedTo = try db.queryFirst("""
+                UPDATE entries SET present = coalesce(base_present, 0)
+                WHERE collection_id = ?1 AND tweet_id = ?2 AND present IS NOT coalesce(base_present, 0) RETURNING present
+                """, .text(collection.rawValue), .text(tweet.rawValue)) { $0.int(0) }
             try dropIfEmpty(collection, tweet)
         }
+        if let flippedTo { countView(collection, from: flippedTo != 1, to: flippedTo == 1) }
     }
 
     /// Deletes a key's row when it says nothing: absent locally, base never learned, no op.
@@ -134,11 +191,14 @@ struct WriteTransaction {
             "SELECT id, kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
             .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {
             try db.run("DELETE FROM ops WHERE id = ?", .integer(id.rawValue))
+            count(op.collection, .failed, -1)
             try log(.coalesced, op.collection, op.tweet, op: id, localHLC: op.hlc,
                     detail: "failed \(op.kind.rawValue) superseded by op \(newer.0) (\(newer.1)) instead of retried")
             return
         }
         try db.run("UPDATE ops SET state = 'pending', next_attempt_at = NULL WHERE id = ?", .integer(id.rawValue))
+        count(op.collection, .failed, -1)
+        count(op.collection, .pending, 1)
         try log(.retried, op.collection, op.tweet, op: id, localHLC: op.hlc, detail: "\(op.kind.rawValue) back to pending")
         try refreshView(op.collection, op.tweet)
     }
