@@ -232,6 +232,7 @@ final class ServerCore: Sendable {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)  // see PortPlaceholder
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
@@ -272,8 +273,12 @@ final class ServerCore: Sendable {
     /// on); with `seconds`, listens again on the same port after that long.
     func beginOutage(seconds: Double?, sparing: ObjectIdentifier? = nil) -> EventLoopFuture<Void> {
         let loop = group.next()
+        // Hold the port before the listener closes (both sockets set SO_REUSEPORT): it is never
+        // free during the outage, so the recovery always gets it back.
+        let placeholder = PortPlaceholder(host: configuration.host, port: port)
         let (server, connections) = listeners.withLock { listeners -> ((any Channel)?, [any Channel]) in
-            guard !listeners.shuttingDown else { return (nil, []) }
+            guard !listeners.shuttingDown else { placeholder?.release(); return (nil, []) }
+            if listeners.placeholder == nil, !listeners.rebinding { listeners.placeholder = placeholder } else { placeholder?.release() }
             listeners.recovery?.cancel()
             listeners.recovery = nil
             listeners.outage = true
@@ -293,12 +298,7 @@ final class ServerCore: Sendable {
         let closes = ([server].compactMap { $0 } + connections).map { channel in
             channel.close().recover { _ in }
         }
-        return EventLoopFuture.andAllComplete(closes, on: loop).map { [self] in
-            let placeholder = PortPlaceholder(host: configuration.host, port: port)
-            listeners.withLock { listeners in
-                if listeners.outage, !listeners.rebinding { listeners.placeholder = placeholder } else { placeholder?.release() }
-            }
-        }
+        return EventLoopFuture.andAllComplete(closes, on: loop)
     }
 
     /// Listens again on the API port (same host and port). Succeeds at once if there is no outage.
@@ -312,11 +312,15 @@ final class ServerCore: Sendable {
             return (listeners.port, true)
         }
         guard bind else { return loop.makeSucceededVoidFuture() }
-        listeners.withLock { listeners in
-            listeners.placeholder?.release()
-            listeners.placeholder = nil
+        let placeholder = listeners.withLock { listeners in
+            defer { listeners.placeholder = nil }
+            return listeners.placeholder
         }
-        return bootstrap(admin: false).bind(host: configuration.host, port: port).flatMapErrorThrowing { [self] error in
+        // Listening on the socket that held the port leaves no moment in which another socket
+        // (a client's ephemeral port, on a busy machine) could take it; NIO owns it from here.
+        let listening = placeholder.map { bootstrap(admin: false).withBoundSocket($0.descriptor) }
+            ?? bootstrap(admin: false).bind(host: configuration.host, port: port)
+        return listening.flatMapErrorThrowing { [self] error in
             listeners.withLock { $0.rebinding = false }
             throw error
         }.flatMap { [self] channel in
@@ -341,6 +345,8 @@ final class ServerCore: Sendable {
             listeners.shuttingDown = true
             listeners.recovery?.cancel()
             listeners.recovery = nil
+            listeners.placeholder?.release()
+            listeners.placeholder = nil
             let servers = [listeners.api, listeners.admin].compactMap { $0 }
             listeners.api = nil
             listeners.admin = nil
@@ -376,7 +382,7 @@ extension MockService {
 /// A TCP socket bound to a port without listening: connections to the port are refused, and the
 /// port stays reserved for the listener that comes back after an outage.
 struct PortPlaceholder: Sendable {
-    private let descriptor: Int32
+    let descriptor: Int32
 
     /// nil when the port cannot be held (then the outage simply leaves it free).
     init?(host: String, port: Int) {
@@ -386,6 +392,8 @@ struct PortPlaceholder: Sendable {
         guard descriptor >= 0 else { return nil }
         var one: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // The API listener sets SO_REUSEPORT too: this socket can take the port while it still listens.
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = address.withSockAddr { pointer, size in bind(descriptor, pointer, socklen_t(size)) }
         guard bound == 0 else {
             close(descriptor)
