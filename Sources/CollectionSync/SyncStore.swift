@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The local half of the engine: a collection's local copy in SQLite and the outbox of edits
 /// waiting to reach the API, usable with no network.
@@ -26,6 +27,8 @@ public final class SyncStore: Sendable {
     let logger: Logger
     /// This database's replica id, recorded with every log line.
     public let replicaID: String
+    /// Collections known to exist in the database (they are never deleted).
+    private let knownCollections = Mutex<Set<CollectionID>>([])
 
     /// The path of the database file.
     public var path: String { database.path }
@@ -90,10 +93,13 @@ public final class SyncStore: Sendable {
         var seen = Set<TweetID>(minimumCapacity: tweets.count)
         let unique = tweets.filter { seen.insert($0).inserted }
         guard !unique.isEmpty else { return [] }
+        // Collections are never deleted: once this store has seen one, it skips the insert.
+        let known = knownCollections.withLock { $0.contains(collection) }
         let queued = try await write { tx in
-            try tx.ensureCollection(collection)
+            if !known { try tx.ensureCollection(collection) }
             return try unique.map { try tx.enqueue(kind, collection, $0) }
         }
+        if !known { knownCollections.withLock { _ = $0.insert(collection) } }
         logger.debug("queued ops", metadata: ["op.kind": "\(kind.rawValue)", "collection.id": "\(collection)", "op.count": "\(queued.count)"])
         return queued
     }

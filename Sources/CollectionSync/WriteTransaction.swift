@@ -95,10 +95,16 @@ struct WriteTransaction {
     /// The key's newest op decides: pending or failed, it is replaced (logged `coalesced`); in
     /// flight or none, the new op is added behind it.
     mutating func enqueue(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID) throws -> QueuedOp {
-        let newest = try db.queryFirst(
-            "SELECT id, state, kind, hlc FROM ops WHERE collection_id = ? AND tweet_id = ? ORDER BY id DESC LIMIT 1",
-            .text(collection.rawValue), .text(tweet.rawValue)
-        ) { (OpID($0.int64(0)), OpState(rawValue: $0.string(1)), $0.string(2), HLC(rawValue: $0.int64(3))) }
+        // One read: whether the view shows the key now, and the key's newest op (if any).
+        let (wasPresent, newest) = try db.queryFirst("""
+            SELECT (SELECT present FROM entries WHERE collection_id = ?1 AND tweet_id = ?2), o.id, o.state, o.kind, o.hlc
+            FROM (SELECT 1) LEFT JOIN (SELECT id, state, kind, hlc FROM ops WHERE collection_id = ?1 AND tweet_id = ?2
+                                       ORDER BY id DESC LIMIT 1) o
+            """, .text(collection.rawValue), .text(tweet.rawValue)
+        ) { row in
+            (row.optionalInt64(0) == 1,
+             row.isNull(1) ? nil : (OpID(row.int64(1)), OpState(rawValue: row.string(2)), row.string(3), HLC(rawValue: row.int64(4))))
+        } ?? (false, nil)
         let replaced = newest.flatMap { $0.1 == .inFlight ? nil : $0 }
         if let replaced {
             try db.run("DELETE FROM ops WHERE id = ?", .integer(replaced.0.rawValue))
@@ -115,7 +121,6 @@ struct WriteTransaction {
             try log(.coalesced, collection, tweet, op: oldID, localHLC: oldHLC,
                     detail: "\(oldState?.rawValue ?? "?") \(oldKind) replaced by op \(id) (\(kind.rawValue))")
         }
-        let wasPresent = try isPresent(collection, tweet)
         try db.run("""
             INSERT INTO entries (collection_id, tweet_id, present) VALUES (?, ?, ?)
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = excluded.present
