@@ -206,7 +206,7 @@ public final class SyncStore: Sendable {
     public func status() async throws -> SyncStatus {
         let now = wallClock.nowMillis()
         return try await database.read { db in
-            // Counts come from the counters the triggers of 0002_counters.sql keep per collection:
+            // Counts come from the per-collection counters of 0002_counters.sql (WriteTransaction.finish):
             // a few rows, however long the queue.
             let collections = try db.query("""
                 SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collections ORDER BY id

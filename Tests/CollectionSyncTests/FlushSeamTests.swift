@@ -112,4 +112,50 @@ struct FlushSeamTests {
         let bases = try rows(store.path, "SELECT tweet_id, present, base_present FROM entries ORDER BY tweet_id")
         #expect(bases == [["1", "0", "0"], ["2", "0", "0"], ["3", "1", "1"], ["4", "1", "1"]])
     }
+
+    @Test("the counters status reads match the rows after every kind of write: edits, claims, answers, retries, discards, takeovers, pulls")
+    func countersFollowEveryWrite() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        func check(_ step: String) async throws {
+            let status = try await store.status()
+            let counted = try rows(store.path, """
+                SELECT c.id,
+                       (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
+                       (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
+                       (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
+                       (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
+                FROM collections c ORDER BY c.id
+                """)
+            let reported = status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] }
+            #expect(reported == counted, "after \(step)")
+        }
+        try await store.add(tweets(1...6), to: c1)
+        try await store.remove(tweets(7...8), from: c2)
+        try await check("edits")
+        let first = try acquired(try await store.acquireFlusherLease(host: "here", pid: 4242, isAlive: { _ in true }))
+        let claimed = try await store.claimDueOps(lease: first, limit: 6)
+        try await check("a claim")
+        try await store.remove(tweets(1...1), from: c1)  // waits behind its in-flight add
+        try await store.add(tweets(2...2), to: c1)       // same intent as the in-flight op
+        try await store.complete([OpResult(op: claimed[0].id, outcome: .applied),
+                                  OpResult(op: claimed[1].id, outcome: .failed(reason: "no")),
+                                  OpResult(op: claimed[2].id, outcome: .retry(at: Date(timeIntervalSinceNow: 3600), error: "later")),
+                                  OpResult(op: claimed[3].id, outcome: .release(error: "unsent"))], lease: first)
+        try await check("answers of every kind")
+        let second = try acquired(try await store.acquireFlusherLease(host: "here", pid: 5151, isAlive: { $0 != 4242 }))
+        try await check("a takeover of ops left in flight")
+        try await store.retry([claimed[1].id])
+        try await check("a retry")
+        let again = try await store.claimDueOps(lease: second, limit: 1)
+        try await store.complete(again.map { OpResult(op: $0.id, outcome: .failed(reason: "no")) }, lease: second)
+        _ = try await store.retryAllFailed()
+        try await check("retry all")
+        try await store.discard(try await store.outbox(.waiting).filter { $0.state == .pending }.prefix(2).map(\.id))
+        try await check("a discard")
+        let start = try await store.beginPull(of: c1)
+        try await store.mergePull(start, entries: [RemoteEntry(tweet: tweet(1), sortIndex: "9"), RemoteEntry(tweet: tweet(40), sortIndex: "8")],
+                                  metadata: nil)
+        try await check("a pull")
+    }
 }

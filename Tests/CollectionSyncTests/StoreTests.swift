@@ -91,7 +91,7 @@ struct StoreTests {
         #expect(try pragma(path, "user_version") == "\(schemaMigrations.count)")
     }
 
-    @Test("0002 counts what a 0001 database already holds, and its triggers keep counting")
+    @Test("0002 counts what a 0001 database already holds, and the engine keeps counting")
     func countersMigration() async throws {
         let folder = TemporaryFolder()
         let path = folder.path("sync.sqlite")
