@@ -72,14 +72,15 @@ import Testing
             }
             #expect(single >= delay)
             // Delays do not block the server: eight delayed requests at once take about one
-            // delay, not eight.
+            // delay. Served one after another they would take at least eight: that, not a
+            // tighter wall-clock bound, is what a loaded machine cannot blur.
             let concurrent = try await clock.measure {
                 try await withThrowingTaskGroup(of: Int.self) { group in
                     for _ in 0..<8 { group.addTask { try await h.get(.show, [("id", id)]).status } }
                     for try await status in group { #expect(status == 200) }
                 }
             }
-            #expect(concurrent >= delay && concurrent < delay * 4)
+            #expect(concurrent >= delay && concurrent < delay * 8)
             // Admin answers are never delayed.
             let admin = try await clock.measure { _ = try await h.admin("GET", "faults") }
             #expect(admin < delay)
