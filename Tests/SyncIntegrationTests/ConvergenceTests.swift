@@ -90,7 +90,16 @@ struct ConvergenceTests {
                 if add { try await replicas[replica].store.add(ids, to: collection) } else { try await replicas[replica].store.remove(ids, from: collection) }
             case .remote(let add, let tweet):
                 guard !down else { continue }
-                _ = add ? try await third.add(String(tweet), to: id) : try await third.remove(String(tweet), from: id)
+                // The third party's pooled connection may be one an outage just closed: like any
+                // client, it tries again once (an add or remove applied twice is answered, not failed).
+                for attempt in 1...2 {
+                    do {
+                        _ = add ? try await third.add(String(tweet), to: id) : try await third.remove(String(tweet), from: id)
+                        break
+                    } catch let error as CollectionsAPIError where error.code == .network && attempt == 1 {
+                        continue
+                    }
+                }
             case .pull(let replica):
                 _ = try? await replicas[replica].engine.pull(collection)
             case .flush(let replica):
