@@ -182,9 +182,11 @@ extension WriteTransaction {
     }
 
     mutating func complete(_ result: OpResult, holder: String) throws -> Bool {
-        guard let op = try db.queryFirst(
-            "SELECT \(Op.columns) FROM ops WHERE id = ? AND state = 'in_flight' AND claimed_by = ?",
-            .integer(result.op.rawValue), .text(holder), row: Op.init(row:)) else { return false }
+        // The op, and whether the key's view shows it now (what the counters move from), in one read.
+        guard let (op, wasPresent) = try db.queryFirst("""
+            SELECT \(Op.columns), (SELECT e.present FROM entries e WHERE e.collection_id = o.collection_id AND e.tweet_id = o.tweet_id)
+            FROM ops o WHERE id = ? AND state = 'in_flight' AND claimed_by = ?
+            """, .integer(result.op.rawValue), .text(holder), row: { (try Op(row: $0), $0.optionalInt64(10) == 1) }) else { return false }
         let id = SQLiteValue.integer(op.id.rawValue)
         switch result.outcome {
         case .applied, .alreadyApplied:
@@ -193,7 +195,6 @@ extension WriteTransaction {
             let learned = tick()
             // The key's new base, and its view in the same statement: the intent of an op still
             // waiting behind this one, else the base. The base is known now: the row stays.
-            let wasPresent = try isPresent(op.collection, op.tweet)
             let present = try db.queryFirst("""
                 INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
                 VALUES (?1, ?2, coalesce((SELECT kind = 'add' FROM ops WHERE collection_id = ?1 AND tweet_id = ?2

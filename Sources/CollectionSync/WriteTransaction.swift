@@ -79,12 +79,6 @@ struct WriteTransaction {
         return stored + (counterChanges[collection]?.present ?? 0)
     }
 
-    /// Whether the key's local view shows it now (false when the key has no row).
-    func isPresent(_ collection: CollectionID, _ tweet: TweetID) throws -> Bool {
-        try db.queryFirst("SELECT present FROM entries WHERE collection_id = ? AND tweet_id = ?",
-                          .text(collection.rawValue), .text(tweet.rawValue)) { $0.int(0) == 1 } ?? false
-    }
-
     func ensureCollection(_ collection: CollectionID) throws {
         try db.run("INSERT OR IGNORE INTO collections (id, created_at) VALUES (?, ?)",
                    .text(collection.rawValue), .integer(wallMillis))
