@@ -98,12 +98,7 @@ final class RawStore {
         countedCollection = collection
         bind(upsertEntry, collection, tweet)
         try step(upsertEntry)
-        hlc += 1
-        sqlite3_bind_int64(insertLog, 1, hlc)
-        bindText(insertLog, 2, collection)
-        bindText(insertLog, 3, tweet)
-        sqlite3_bind_int64(insertLog, 4, op)
-        try step(insertLog)
+        try appendLog(op, collection, tweet)
     }
 
     /// B3's floor: what a flush must write for one op, without network or any logic: mark it in
@@ -119,6 +114,11 @@ final class RawStore {
         hlc += 1
         bind(applyEntry, collection, tweet, hlc)
         try step(applyEntry)
+        try appendLog(op, collection, tweet)
+    }
+
+    /// The op's log line, stamped with the next clock value.
+    private func appendLog(_ op: Int64, _ collection: String, _ tweet: String) throws {
         hlc += 1
         sqlite3_bind_int64(insertLog, 1, hlc)
         bindText(insertLog, 2, collection)
