@@ -98,7 +98,9 @@ let package = Package(
         // Helpers shared by the test targets: temporary folders, raw reads of a database file.
         .target(
             name: "TestSupport",
-            dependencies: ["CSQLite"],
+            dependencies: ["CSQLite",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "PropertyBased", package: "swift-property-based")],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -117,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CollectionsMockTests",
-            dependencies: ["CollectionsMock", "CollectionsAPI",
+            dependencies: ["CollectionsMock", "CollectionsAPI", "TestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),

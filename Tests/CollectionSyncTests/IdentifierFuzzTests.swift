@@ -2,18 +2,18 @@
 import Foundation
 import PropertyBased
 import Testing
+import TestSupport
 
 /// The id validators against random text: they accept exactly the canonical forms and refuse
 /// everything else with ``SyncError/Code/invalidInput``, never crashing.
 @Suite("Fuzzing: tweet and collection id validators")
 struct IdentifierFuzzTests {
-    static let executions = ProcessInfo.processInfo.environment["FUZZ_EXECUTIONS"].flatMap(Int.init) ?? 2_000
     static let alphabet = Array("0123456789custom-+ é\u{0}\u{FF10}x1")
-    static let text = Gen.int(in: 0..<alphabet.count).map { alphabet[$0] }.array(of: 0...26).map { String($0) }
+    static let text = pick(alphabet).array(of: 0...26).map { String($0) }
 
     @Test("tweet ids: canonical decimal 1...2^64-1 accepted, all else refused")
     func tweetIDs() async throws {
-        await propertyCheck(count: Self.executions, input: Self.text) { text in
+        await propertyCheck(count: fuzzExecutions, input: Self.text) { text in
             let canonical = UInt64(text).map { $0 > 0 && String($0) == text } ?? false
             do {
                 let id = try TweetID(validating: text)
@@ -30,7 +30,7 @@ struct IdentifierFuzzTests {
 
     @Test("collection ids: custom- and 1 to 20 ASCII digits accepted, all else refused")
     func collectionIDs() async {
-        await propertyCheck(count: Self.executions, input: Self.text.map { "custom-" + $0 }) { text in
+        await propertyCheck(count: fuzzExecutions, input: Self.text.map { "custom-" + $0 }) { text in
             let digits = text.dropFirst(7)
             let valid = (1...20).contains(digits.utf8.count) && digits.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
             do {

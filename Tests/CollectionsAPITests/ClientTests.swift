@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// The client over real loopback HTTP against a scripted server.
 @Suite("CollectionsClient over loopback HTTP")
@@ -293,26 +294,3 @@ struct RecordingTransport: HTTPTransport {
     }
 }
 
-/// Collects every log line (message and metadata) at every level.
-final class LogCapture: Sendable {
-    private let storage = Mutex<[String]>([])
-    var lines: [String] { storage.withLock { $0 } }
-
-    var handler: Handler { Handler(capture: self) }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            capture.storage.withLock { $0.append("\(event.level) \(event.message) \(merged)") }
-        }
-    }
-}

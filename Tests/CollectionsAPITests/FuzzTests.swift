@@ -2,6 +2,7 @@
 import Foundation
 import PropertyBased
 import Testing
+import TestSupport
 
 /// Fuzzing of everything that reads a server's answer: random bytes, mutated real answers and
 /// the committed corpus (`Corpus/`) go through every decoder. Nothing may crash or hang, and the
@@ -11,7 +12,6 @@ import Testing
 /// it with 200,000.
 @Suite("Fuzzing: answer decoders and the OAuth header parser")
 struct FuzzTests {
-    static let executions = ProcessInfo.processInfo.environment["FUZZ_EXECUTIONS"].flatMap(Int.init) ?? 2_000
 
     /// Real answers, as the mock writes them, to mutate.
     static let seeds: [String] = [
@@ -51,17 +51,17 @@ struct FuzzTests {
 
     @Test("random bytes: typed errors only")
     func randomBytes() async {
-        await propertyCheck(count: Self.executions, input: Self.bytes) { body in Self.decodeAll(body) }
+        await propertyCheck(count: fuzzExecutions, input: Self.bytes) { body in Self.decodeAll(body) }
     }
 
     @Test("random JSON-alphabet text: typed errors only")
     func jsonAlphabet() async {
-        await propertyCheck(count: Self.executions, input: Self.jsonish) { body in Self.decodeAll(body) }
+        await propertyCheck(count: fuzzExecutions, input: Self.jsonish) { body in Self.decodeAll(body) }
     }
 
     @Test("real answers with bytes flipped, cut, inserted or deleted: typed errors only")
     func mutatedAnswers() async {
-        await propertyCheck(count: Self.executions, input: Gen.int(in: 0..<Self.seeds.count), Gen.int(in: 0...3),
+        await propertyCheck(count: fuzzExecutions, input: Gen.int(in: 0..<Self.seeds.count), Gen.int(in: 0...3),
                             Gen.int(in: 0...10_000), Gen<UInt8>.value(), Gen.int(in: 1...8)) { seed, kind, position, byte, times in
             var body = Array(Self.seeds[seed].utf8)
             for step in 0..<times {
@@ -104,7 +104,7 @@ struct FuzzTests {
     func authorizationHeader() async {
         let alphabet = Array(#"OAuth oauth_=",%2G0aZ\é "#)
         let text = pick(alphabet).array(of: 0...120).map { "OAuth " + String($0) }
-        await propertyCheck(count: Self.executions, input: text) { header in
+        await propertyCheck(count: fuzzExecutions, input: text) { header in
             if let pairs = OAuth1.parseAuthorizationHeader(header) {
                 // Whatever it accepts re-encodes to a header it parses the same way.
                 let again = "OAuth " + pairs.map { "\(PercentEncoding.encode($0.0))=\"\(PercentEncoding.encode($0.1))\"" }.joined(separator: ", ")
@@ -115,7 +115,3 @@ struct FuzzTests {
     }
 }
 
-/// A generator of elements of `alphabet` (never empty).
-func pick<T: Sendable>(_ alphabet: [T]) -> Generator<T, Shrink.Integer<Int>> {
-    Gen.int(in: 0..<alphabet.count).map { alphabet[$0] }
-}

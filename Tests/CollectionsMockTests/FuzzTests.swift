@@ -2,12 +2,12 @@
 import Foundation
 import PropertyBased
 import Testing
+import TestSupport
 
 /// Fuzzing of what the mock reads from clients: the OAuth credentials of a request and JSON
 /// bodies. No crash, no hang; random credentials never authenticate.
 @Suite("Fuzzing: the mock's OAuth verifier and JSON parser")
 struct MockFuzzTests {
-    static let executions = ProcessInfo.processInfo.environment["FUZZ_EXECUTIONS"].flatMap(Int.init) ?? 2_000
     static let book = CredentialBook([.test])
 
     @Test("random Authorization headers and oauth_ parameters never authenticate, never crash")
@@ -19,7 +19,7 @@ struct MockFuzzTests {
         let header = pick(pieces).array(of: 0...30).map { $0.joined() }
         let parameters = Gen.int(in: 0..<pieces.count * pieces.count).map { (pieces[$0 / pieces.count], pieces[$0 % pieces.count]) }
             .array(of: 0...8)
-        await propertyCheck(count: Self.executions, input: header, parameters, Gen.int(in: 0...1)) { header, parameters, useHeader in
+        await propertyCheck(count: fuzzExecutions, input: header, parameters, Gen.int(in: 0...1)) { header, parameters, useHeader in
             let request = SignedRequest(method: "POST", baseURL: "http://127.0.0.1/1.1/collections/entries/curate.json",
                                         parameters: parameters, authorization: useHeader == 1 ? header : nil)
             switch OAuthVerifier.evaluate(request, credentials: Self.book) {
@@ -36,7 +36,7 @@ struct MockFuzzTests {
     @Test("random bytes into the JSON parser: a value or a ParseError, never a crash")
     func json() async {
         let alphabet = Array(#"{}[]":,0123456789-+.eE truefalsnul\u"#.utf8) + [0, 0xC3, 0xA9, 0xFF, 0x80, 10]
-        await propertyCheck(count: Self.executions, input: pick(alphabet).array(of: 0...300)) { bytes in
+        await propertyCheck(count: fuzzExecutions, input: pick(alphabet).array(of: 0...300)) { bytes in
             do {
                 let value = try JSONValue.parse(bytes)
                 // What it accepts, it writes back as JSON that parses to the same value.
@@ -53,7 +53,3 @@ struct MockFuzzTests {
     }
 }
 
-/// A generator of elements of `alphabet` (never empty).
-func pick<T: Sendable>(_ alphabet: [T]) -> Generator<T, Shrink.Integer<Int>> {
-    Gen.int(in: 0..<alphabet.count).map { alphabet[$0] }
-}

@@ -3,40 +3,15 @@ import CollectionsAPI
 import CollectionsMock
 import Foundation
 import Logging
-import Synchronization
 import Testing
 import TestSupport
-
-/// Lines of text gathered from several tasks.
-final class TextSink: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-}
-
-/// Collects every log record at every level, rendered with its metadata.
-struct CapturingLogHandler: LogHandler {
-    let sink: TextSink
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: Logging.LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        sink.append("\(event.level) \(event.message) \(all) \(event.source)")
-    }
-}
 
 @Suite("Secrets: no credential in logs (every level), errors, events, reports or the database")
 struct SecretsTests {
     @Test("a working day with every fault, logged at trace: the credentials appear nowhere")
     func sweep() async throws {
-        let captured = TextSink()
-        let logger = Logger(label: "secrets") { _ in CapturingLogHandler(sink: captured) }
+        let captured = LogCapture()
+        let logger = Logger(label: "secrets") { _ in captured.handler }
         var configuration = MockConfiguration()
         configuration.logger = logger
         configuration.rateLimits = .unlimited
@@ -56,8 +31,8 @@ struct SecretsTests {
                     engineConfiguration.jitter = { 0 }
                     let engine = try SyncEngine(store: store, client: client, configuration: engineConfiguration, logger: logger)
                     let events = engine.events()
-                    let seen = TextSink()
-                    let collector = Task { for await event in events { seen.append("\(event)") } }
+                    let seen = LogCapture()
+                    let collector = Task { for await event in events { seen.record("\(event)") } }
                     func attempt(_ body: () async throws -> Any) async {
                         do { texts.append("\(try await body())") } catch {
                             texts += ["\(error)", String(reflecting: error), error.localizedDescription]
@@ -84,14 +59,14 @@ struct SecretsTests {
                     texts.append("\(credentials)")
                     texts.append(String(reflecting: credentials))
                     collector.cancel()
-                    texts += seen.all
+                    texts += seen.lines
                 }
             }
             texts += try await store.log(limit: 10_000).map { "\($0)" }
             texts += try await store.outbox(.all).map { "\($0)" }
             let database = folder.path("sync.sqlite")
             let files = [database, database + "-wal"].compactMap { try? Data(contentsOf: URL(fileURLWithPath: $0)) }
-            let logs = captured.all
+            let logs = captured.lines
             #expect(logs.count > 20, "the sweep must see real log output, not nothing")
             let haystack = (logs + texts).joined(separator: "\n") + files.map { String(decoding: $0, as: UTF8.self) }.joined()
             // The failure message names which credential leaked, never the text around it.

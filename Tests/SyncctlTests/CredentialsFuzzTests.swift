@@ -2,19 +2,19 @@ import Foundation
 import PropertyBased
 @testable import syncctl
 import Testing
+import TestSupport
 
 /// The credentials-file parser against random text: it returns only known keys or refuses with
 /// exit 78, and its messages never repeat a value from the file.
 @Suite("Fuzzing: the credentials-file parser")
 struct CredentialsFuzzTests {
-    static let executions = ProcessInfo.processInfo.environment["FUZZ_EXECUTIONS"].flatMap(Int.init) ?? 2_000
     static let pieces = ["TWITTER_CONSUMER_KEY", "TWITTER_ACCESS_TOKEN_SECRET", "TWITTER_BEARER_TOKEN", "export ", "=",
                          "\"", "'", "#", " ", "\n", "\r\n", "\t", "s3cr3t-VALUE", "é", "\u{0}", "KEY", "=="]
 
     @Test("known keys or exit 78; no message repeats a value")
     func parse() async {
-        let text = Gen.int(in: 0..<Self.pieces.count).map { Self.pieces[$0] }.array(of: 0...40).map { $0.joined() }
-        await propertyCheck(count: Self.executions, input: text) { text in
+        let text = pick(Self.pieces).array(of: 0...40).map { $0.joined() }
+        await propertyCheck(count: fuzzExecutions, input: text) { text in
             do {
                 let values = try CredentialsFile.parse(text, path: "/tmp/credentials")
                 #expect(values.keys.allSatisfy(CredentialsFile.names.contains), "\(text.debugDescription)")
