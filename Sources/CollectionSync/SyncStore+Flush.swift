@@ -167,9 +167,7 @@ extension SyncStore {
     @discardableResult
     public func complete(_ results: [OpResult], lease: FlusherLease) async throws -> Int {
         try await write { tx in
-            var committed = 0
-            for result in results where try tx.complete(result, holder: lease.holder) { committed += 1 }
-            return committed
+            try tx.complete(results, holder: lease.holder)
         }
     }
 }
@@ -181,32 +179,90 @@ extension WriteTransaction {
         guard held else { throw SyncError(code: .leaseNotHeld, message: "the flusher lease expired or was taken over") }
     }
 
-    mutating func complete(_ result: OpResult, holder: String) throws -> Bool {
-        // The op, and whether the key's view shows it now (what the counters move from), in one read.
-        guard let (op, wasPresent) = try db.queryFirst("""
-            SELECT \(Op.columns), (SELECT e.present FROM entries e WHERE e.collection_id = o.collection_id AND e.tweet_id = o.tweet_id)
-            FROM ops o WHERE id = ? AND state = 'in_flight' AND claimed_by = ?
-            """, .integer(result.op.rawValue), .text(holder), row: { (try Op(row: $0), $0.optionalInt64(10) == 1) }) else { return false }
+    /// Commits `results` for the ops `holder` holds in flight (others are skipped; an op given
+    /// twice counts once, its first result); returns how many were committed.
+    ///
+    /// Answered ops (applied, or already applied) are the flush's hot path: they are committed
+    /// set-based, a few statements per batch instead of four per op. An op's view after its
+    /// answer is the intent of an op of its key still waiting (queued while it was in flight),
+    /// else its own intent, now the base.
+    mutating func complete(_ results: [OpResult], holder: String) throws -> Int {
+        var seen = Set<OpID>(minimumCapacity: results.count)
+        var answered: [OpID: Bool] = [:]  // op: whether the server applied it (else it already had it)
+        var others: [OpResult] = []
+        for result in results where seen.insert(result.op).inserted {
+            switch result.outcome {
+            case .applied: answered[result.op] = true
+            case .alreadyApplied: answered[result.op] = false
+            default: others.append(result)
+            }
+        }
+        var committed = answered.isEmpty ? 0 : try completeAnswered(answered, holder: holder)
+        for result in others where try complete(result, holder: holder) { committed += 1 }
+        return committed
+    }
+
+    private mutating func completeAnswered(_ answered: [OpID: Bool], holder: String) throws -> Int {
+        // The held ops, each with its key's view now and the intent of a newer op of its key.
+        let held = try db.query("""
+            SELECT o.id, o.collection_id, o.kind,
+                   (SELECT e.present FROM entries e WHERE e.collection_id = o.collection_id AND e.tweet_id = o.tweet_id),
+                   (SELECT w.kind FROM ops w WHERE w.collection_id = o.collection_id AND w.tweet_id = o.tweet_id
+                      AND w.id <> o.id AND w.state IN ('pending', 'in_flight') ORDER BY w.id DESC LIMIT 1)
+            FROM ops o WHERE o.id IN (SELECT value FROM json_each(?1)) AND o.state = 'in_flight' AND o.claimed_by = ?2
+            ORDER BY o.id
+            """, .text(Self.jsonArray(answered.keys.map { String($0.rawValue) })), .text(holder)) { row in
+            (id: row.int64(0), collection: CollectionID(trusted: row.string(1)), base: row.string(2) == OpKind.add.rawValue,
+             wasPresent: row.optionalInt64(3) == 1, waiting: row.optionalString(4).map { $0 == OpKind.add.rawValue })
+        }
+        guard !held.isEmpty else { return 0 }
+        // Per op, in id order: [id, base HLC, log line HLC, view, applied]; numbers only.
+        var rows: [String] = []
+        rows.reserveCapacity(held.count)
+        for op in held {
+            let present = op.waiting ?? op.base
+            let learned = tick()
+            let logged = tickForLog()
+            rows.append("[\(op.id),\(learned.rawValue),\(logged.rawValue),\(present ? 1 : 0),\(answered[OpID(op.id)] == true ? 1 : 0)]")
+            count(op.collection, .inFlight, -1)
+            countView(op.collection, from: op.wasPresent, to: present)
+        }
+        let json = Self.jsonArray(rows)
+        // The base is known now: the row stays.
+        try db.run("""
+            INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
+            SELECT o.collection_id, o.tweet_id, json_extract(j.value, '$[3]'), o.kind = 'add', json_extract(j.value, '$[1]')
+            FROM json_each(?1) j JOIN ops o ON o.id = json_extract(j.value, '$[0]') WHERE true
+            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
+                present = excluded.present, base_present = excluded.base_present, base_hlc = excluded.base_hlc
+            """, .text(json))
+        try db.run("""
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
+            SELECT json_extract(j.value, '$[2]'), ?2, o.collection_id, o.tweet_id,
+                   CASE WHEN json_extract(j.value, '$[4]') THEN ?3 WHEN o.kind = 'remove' THEN ?4 ELSE ?5 END,
+                   o.id, o.hlc, o.kind
+            FROM json_each(?1) j JOIN ops o ON o.id = json_extract(j.value, '$[0]')
+            ORDER BY j.key
+            """, .text(json), .text(replicaID), .text(LogEvent.Kind.applied.rawValue),
+            .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
+        try db.run("DELETE FROM ops WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))", .text(json))
+        return held.count
+    }
+
+    /// A JSON array of already-encoded JSON values.
+    static func jsonArray(_ values: [String]) -> String {
+        "[" + values.joined(separator: ",") + "]"
+    }
+
+    /// Commits one op's transient or permanent failure (the answered outcomes go set-based).
+    private mutating func complete(_ result: OpResult, holder: String) throws -> Bool {
+        guard let op = try db.queryFirst("""
+            SELECT \(Op.columns) FROM ops o WHERE id = ? AND state = 'in_flight' AND claimed_by = ?
+            """, .integer(result.op.rawValue), .text(holder), row: Op.init(row:)) else { return false }
         let id = SQLiteValue.integer(op.id.rawValue)
         switch result.outcome {
         case .applied, .alreadyApplied:
-            try db.run("DELETE FROM ops WHERE id = ?", id)
-            count(op.collection, .inFlight, -1)
-            let learned = tick()
-            // The key's new base, and its view in the same statement: the intent of an op still
-            // waiting behind this one, else the base. The base is known now: the row stays.
-            let present = try db.queryFirst("""
-                INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
-                VALUES (?1, ?2, coalesce((SELECT kind = 'add' FROM ops WHERE collection_id = ?1 AND tweet_id = ?2
-                                            AND state IN ('pending', 'in_flight') ORDER BY id DESC LIMIT 1), ?3), ?3, ?4)
-                ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
-                    present = excluded.present, base_present = ?3, base_hlc = ?4
-                RETURNING present
-                """, .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(op.kind.present ? 1 : 0),
-                .integer(learned.rawValue)) { $0.int(0) == 1 } ?? false
-            countView(op.collection, from: wasPresent, to: present)
-            let event: LogEvent.Kind = result.outcome == .applied ? .applied : (op.kind == .remove ? .alreadyRemoved : .alreadyPresent)
-            try log(event, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: op.kind.rawValue)
+            preconditionFailure("answered ops are committed by completeAnswered")
         case .failed(let reason):
             try db.run("UPDATE ops SET state = 'failed', next_attempt_at = NULL, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .text(reason), id)

@@ -36,6 +36,13 @@ struct WriteTransaction {
     /// A fresh stamp, greater than every stamp this database has issued.
     mutating func tick() -> HLC { clock.tick(wallMillis: wallMillis) }
 
+    /// A fresh stamp for a log line this transaction writes (the line persists the clock).
+    mutating func tickForLog() -> HLC {
+        let hlc = tick()
+        lastLogged = hlc
+        return hlc
+    }
+
     /// Persists the clock if stamps were issued; called once before commit. When the last stamp
     /// went into a log line written by this transaction, that line already persists it, and the
     /// replica row is left alone: one page fewer to write per edit, a fifth of a small
@@ -129,8 +136,7 @@ struct WriteTransaction {
         _ event: LogEvent.Kind, _ collection: CollectionID, _ tweet: TweetID?, op: OpID? = nil,
         winner: LogEvent.Winner? = nil, localHLC: HLC? = nil, remoteHLC: HLC? = nil, detail: String
     ) throws {
-        let hlc = tick()
-        lastLogged = hlc
+        let hlc = tickForLog()
         try db.run("""
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
