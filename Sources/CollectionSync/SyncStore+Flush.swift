@@ -216,36 +216,37 @@ extension WriteTransaction {
              wasPresent: row.optionalInt64(3) == 1, waiting: row.optionalString(4).map { $0 == OpKind.add.rawValue })
         }
         guard !held.isEmpty else { return 0 }
-        // Per op, in id order: [id, base HLC, log line HLC, view, applied]; numbers only.
-        var rows: [String] = []
-        rows.reserveCapacity(held.count)
+        // Two stamps per op, consecutive: op i's base gets first + 2i, its log line first + 2i + 1.
+        let first = try tick(count: 2 * held.count, lastForLog: true)
+        var flipped: [String] = []  // ops whose key's view ends opposite to their own intent
+        var already: [String] = []  // ops the server already had
         for op in held {
             let present = op.waiting ?? op.base
-            let learned = tick()
-            let logged = tickForLog()
-            rows.append("[\(op.id),\(learned.rawValue),\(logged.rawValue),\(present ? 1 : 0),\(answered[OpID(op.id)] == true ? 1 : 0)]")
+            if present != op.base { flipped.append(String(op.id)) }
+            if answered[OpID(op.id)] == false { already.append(String(op.id)) }
             count(op.collection, .inFlight, -1)
             countView(op.collection, from: op.wasPresent, to: present)
         }
-        let json = Self.jsonArray(rows)
+        let ids = SQLiteValue.text(Self.jsonArray(held.map { String($0.id) }))
         // The base is known now: the row stays.
         try db.run("""
             INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
-            SELECT o.collection_id, o.tweet_id, json_extract(j.value, '$[3]'), o.kind = 'add', json_extract(j.value, '$[1]')
-            FROM json_each(?1) j JOIN ops o ON o.id = json_extract(j.value, '$[0]') WHERE true
+            SELECT o.collection_id, o.tweet_id, (o.kind = 'add') <> (o.id IN (SELECT value FROM json_each(?2))), o.kind = 'add',
+                   ?3 + 2 * j.key
+            FROM json_each(?1) j JOIN ops o ON o.id = j.value WHERE true
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
                 present = excluded.present, base_present = excluded.base_present, base_hlc = excluded.base_hlc
-            """, .text(json))
+            """, ids, .text(Self.jsonArray(flipped)), .integer(first.rawValue))
         try db.run("""
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
-            SELECT json_extract(j.value, '$[2]'), ?2, o.collection_id, o.tweet_id,
-                   CASE WHEN json_extract(j.value, '$[4]') THEN ?3 WHEN o.kind = 'remove' THEN ?4 ELSE ?5 END,
+            SELECT ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
+                   CASE WHEN o.id NOT IN (SELECT value FROM json_each(?2)) THEN ?5 WHEN o.kind = 'remove' THEN ?6 ELSE ?7 END,
                    o.id, o.hlc, o.kind
-            FROM json_each(?1) j JOIN ops o ON o.id = json_extract(j.value, '$[0]')
+            FROM json_each(?1) j JOIN ops o ON o.id = j.value
             ORDER BY j.key
-            """, .text(json), .text(replicaID), .text(LogEvent.Kind.applied.rawValue),
-            .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
-        try db.run("DELETE FROM ops WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))", .text(json))
+            """, ids, .text(Self.jsonArray(already)), .integer(first.rawValue), .text(replicaID),
+            .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
+        try db.run("DELETE FROM ops WHERE id IN (SELECT value FROM json_each(?1))", ids)
         return held.count
     }
 

@@ -36,6 +36,20 @@ struct WriteTransaction {
     /// A fresh stamp, greater than every stamp this database has issued.
     mutating func tick() -> HLC { clock.tick(wallMillis: wallMillis) }
 
+    /// The first of `count` (at least 1) fresh stamps that follow each other with no gap, so
+    /// that SQL can number rows from it: after the first stamp of a transaction the wall time
+    /// is fixed and each stamp is the previous one plus one. With `lastForLog`, the last of
+    /// them is a log line's (that line persists the clock).
+    mutating func tick(count: Int, lastForLog: Bool) throws -> HLC {
+        let first = tick()
+        for _ in 1..<max(count, 1) { _ = tick() }
+        guard clock.last.rawValue - first.rawValue == max(count, 1) - 1 else {  // only at the end of the HLC's range
+            throw SyncError(code: .databaseCorrupt, message: "the replica's clock is at the end of its range (\(clock.last))")
+        }
+        if lastForLog { lastLogged = clock.last }
+        return first
+    }
+
     /// A fresh stamp for a log line this transaction writes (the line persists the clock).
     mutating func tickForLog() -> HLC {
         let hlc = tick()
