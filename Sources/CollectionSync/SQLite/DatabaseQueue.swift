@@ -2,6 +2,7 @@ import CSQLite
 import CollectionSyncSchema
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Owns one SQLite connection and serializes every access to it.
 ///
@@ -13,11 +14,18 @@ import Foundation
 /// task is using the connection, or another process holds the write lock) it runs on the
 /// queue's own thread, where waiting up to `busy_timeout` for the lock blocks no thread of the
 /// Swift concurrency pool.
+///
+/// Writes that wait for the connection are committed together (group commit): the queue runs
+/// every write waiting when it gets the connection in one transaction, each in its own
+/// savepoint, so that one that throws is rolled back alone. A commit costs the same for one
+/// write as for several, and the busier the store, the fewer commits it pays.
 final class DatabaseQueue: @unchecked Sendable {
     // @unchecked: `connection` is only touched while holding `lock`.
     private let queue: DispatchQueue
     private let lock = NSLock()
     private let connection: Connection
+    /// Writes waiting for the queue, in arrival order.
+    private let waitingWrites = Mutex<[WaitingWrite]>([])
     private let busyTimeoutMillis: Int32
     let path: String
 
@@ -35,7 +43,20 @@ final class DatabaseQueue: @unchecked Sendable {
     /// calling thread, meets a lock held by another process, it is rolled back and run again
     /// on the queue, where it waits for the lock.
     func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        try await access("BEGIN IMMEDIATE", body)
+        if let result = try withoutWaiting("BEGIN IMMEDIATE", body) { return result }
+        return try await withCheckedThrowingContinuation { continuation in
+            let result = Mutex<T?>(nil)
+            let write = WaitingWrite(
+                run: { connection in
+                    let value = try body(connection)
+                    result.withLock { $0 = value }
+                },
+                finish: { outcome in
+                    continuation.resume(with: outcome.map { result.withLock { $0.take()! } })
+                })
+            waitingWrites.withLock { $0.append(write) }
+            queue.async { [self] in commitWaitingWrites() }
+        }
     }
 
     /// Runs `body` in one read transaction (a consistent snapshot).
@@ -67,6 +88,72 @@ final class DatabaseQueue: @unchecked Sendable {
         }
     }
 
+    /// Runs every waiting write in one transaction (one call per write is queued: the calls
+    /// that find none waiting return at once).
+    private func commitWaitingWrites() {
+        lock.lock()
+        defer { lock.unlock() }
+        var writes = waitingWrites.withLock { writes in
+            defer { writes.removeAll() }
+            return writes[...]
+        }
+        while !writes.isEmpty {
+            guard writes.count > 1 else {
+                let write = writes.removeFirst()
+                write.finish(Result { try DatabaseQueue.transaction(connection, "BEGIN IMMEDIATE", write.run) })
+                continue
+            }
+            writes = commitTogether(writes)
+        }
+    }
+
+    /// Commits as many of `writes` as one transaction can hold, in order, and finishes them;
+    /// returns the rest: the writes after one whose error made SQLite roll the transaction back
+    /// (disk full, I/O), which fails every write before it with that error too.
+    private func commitTogether(_ writes: ArraySlice<WaitingWrite>) -> ArraySlice<WaitingWrite> {
+        do {
+            try connection.run("BEGIN IMMEDIATE")
+        } catch {
+            for write in writes { write.finish(.failure(error)) }
+            return []
+        }
+        var outcomes: [Result<Void, any Error>] = []
+        for write in writes {
+            do {
+                try connection.run("SAVEPOINT write")
+                do {
+                    try write.run(connection)
+                    try connection.run("RELEASE write")
+                    outcomes.append(.success(()))
+                } catch {
+                    guard sqlite3_get_autocommit(connection.handle) == 0 else {
+                        // SQLite ended the whole transaction: every write in it is lost.
+                        for done in writes[writes.startIndex..<writes.startIndex + outcomes.count] { done.finish(.failure(error)) }
+                        write.finish(.failure(error))
+                        return writes[(writes.startIndex + outcomes.count + 1)...]
+                    }
+                    try connection.run("ROLLBACK TO write")
+                    try connection.run("RELEASE write")
+                    outcomes.append(.failure(error))
+                }
+            } catch {
+                // A savepoint statement failed: end the transaction; nothing in it is kept.
+                if sqlite3_get_autocommit(connection.handle) == 0 { try? connection.execute("ROLLBACK") }
+                for done in writes[writes.startIndex...writes.startIndex + outcomes.count] { done.finish(.failure(error)) }
+                return writes[(writes.startIndex + outcomes.count + 1)...]
+            }
+        }
+        do {
+            try connection.run("COMMIT")
+        } catch {
+            if sqlite3_get_autocommit(connection.handle) == 0 { try? connection.execute("ROLLBACK") }
+            for write in writes { write.finish(.failure(error)) }
+            return []
+        }
+        for (write, outcome) in zip(writes, outcomes) { write.finish(outcome) }
+        return []
+    }
+
     private static func transaction<T>(_ connection: Connection, _ begin: String, _ body: (Connection) throws -> T) throws -> T {
         try connection.run(begin)  // cached statements: no parsing per transaction
         do {
@@ -81,6 +168,13 @@ final class DatabaseQueue: @unchecked Sendable {
             throw error
         }
     }
+}
+
+/// A write waiting for the queue: `run` does its work inside a transaction, `finish` hands its
+/// caller the result once the transaction has committed (or the error).
+private struct WaitingWrite: Sendable {
+    let run: @Sendable (Connection) throws -> Void
+    let finish: @Sendable (Result<Void, any Error>) -> Void
 }
 
 /// Applies the embedded migrations in order, in one transaction, and records them.
