@@ -183,71 +183,78 @@ extension WriteTransaction {
     /// twice counts once, its first result); returns how many were committed.
     ///
     /// Answered ops (applied, or already applied) are the flush's hot path: they are committed
-    /// set-based, a few statements per batch instead of four per op. An op's view after its
-    /// answer is the intent of an op of its key still waiting (queued while it was in flight),
-    /// else its own intent, now the base.
+    /// set-based, a few statements per batch instead of four per op.
     mutating func complete(_ results: [OpResult], holder: String) throws -> Int {
         var seen = Set<OpID>(minimumCapacity: results.count)
-        var answered: [OpID: Bool] = [:]  // op: whether the server applied it (else it already had it)
+        var answered: [String] = []  // op ids, in the order given
+        var already: [String] = []   // those whose intent the server already had
         var others: [OpResult] = []
         for result in results where seen.insert(result.op).inserted {
             switch result.outcome {
-            case .applied: answered[result.op] = true
-            case .alreadyApplied: answered[result.op] = false
-            default: others.append(result)
+            case .applied:
+                answered.append(String(result.op.rawValue))
+            case .alreadyApplied:
+                answered.append(String(result.op.rawValue))
+                already.append(String(result.op.rawValue))
+            default:
+                others.append(result)
             }
         }
-        var committed = answered.isEmpty ? 0 : try completeAnswered(answered, holder: holder)
+        var committed = answered.isEmpty ? 0 : try completeAnswered(answered, already: already, holder: holder)
         for result in others where try complete(result, holder: holder) { committed += 1 }
         return committed
     }
 
-    private mutating func completeAnswered(_ answered: [OpID: Bool], holder: String) throws -> Int {
-        // The held ops, each with its key's view now and the intent of a newer op of its key.
-        let held = try db.query("""
-            SELECT o.id, o.collection_id, o.kind,
-                   (SELECT e.present FROM entries e WHERE e.collection_id = o.collection_id AND e.tweet_id = o.tweet_id),
-                   (SELECT w.kind FROM ops w WHERE w.collection_id = o.collection_id AND w.tweet_id = o.tweet_id
-                      AND w.id <> o.id AND w.state IN ('pending', 'in_flight') ORDER BY w.id DESC LIMIT 1)
-            FROM ops o WHERE o.id IN (SELECT value FROM json_each(?1)) AND o.state = 'in_flight' AND o.claimed_by = ?2
-            ORDER BY o.id
-            """, .text(Self.jsonArray(answered.keys.map { String($0.rawValue) })), .text(holder)) { row in
-            (id: row.int64(0), collection: CollectionID(trusted: row.string(1)), base: row.string(2) == OpKind.add.rawValue,
-             wasPresent: row.optionalInt64(3) == 1, waiting: row.optionalString(4).map { $0 == OpKind.add.rawValue })
-        }
-        guard !held.isEmpty else { return 0 }
-        // Two stamps per op, consecutive: op i's base gets first + 2i, its log line first + 2i + 1.
-        let first = try tick(count: 2 * held.count, lastForLog: true)
-        var flipped: [String] = []  // ops whose key's view ends opposite to their own intent
-        var already: [String] = []  // ops the server already had
-        for op in held {
-            let present = op.waiting ?? op.base
-            if present != op.base { flipped.append(String(op.id)) }
-            if answered[OpID(op.id)] == false { already.append(String(op.id)) }
-            count(op.collection, .inFlight, -1)
-            countView(op.collection, from: op.wasPresent, to: present)
-        }
-        let ids = SQLiteValue.text(Self.jsonArray(held.map { String($0.id) }))
-        // The base is known now: the row stays.
+    /// An answered op's intent becomes its key's base. Its key's view does not change: it is the
+    /// intent of the key's newest pending or in-flight op, which is this op's or that of a newer
+    /// op queued behind it, and stays so. (Only a missing row, which no write leaves, is made.)
+    private mutating func completeAnswered(_ answered: [String], already: [String], holder: String) throws -> Int {
+        let ids = SQLiteValue.text(Self.jsonArray(answered))
+        // Two stamps per answered op, consecutive: the op at index i of `answered` gets
+        // first + 2i for its base and first + 2i + 1 for its log line.
+        let first = try tick(count: 2 * answered.count, lastForLog: true)
         try db.run("""
-            INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
-            SELECT o.collection_id, o.tweet_id, (o.kind = 'add') <> (o.id IN (SELECT value FROM json_each(?2))), o.kind = 'add',
-                   ?3 + 2 * j.key
-            FROM json_each(?1) j JOIN ops o ON o.id = j.value WHERE true
-            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET
-                present = excluded.present, base_present = excluded.base_present, base_hlc = excluded.base_hlc
-            """, ids, .text(Self.jsonArray(flipped)), .integer(first.rawValue))
+            UPDATE entries SET base_present = o.kind = 'add', base_hlc = ?3 + 2 * j.key
+            FROM json_each(?1) j JOIN ops o ON o.id = j.value
+            WHERE o.state = 'in_flight' AND o.claimed_by = ?2
+              AND entries.collection_id = o.collection_id AND entries.tweet_id = o.tweet_id
+            """, ids, .text(holder), .integer(first.rawValue))
+        let based = db.changes
         try db.run("""
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
             SELECT ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
-                   CASE WHEN o.id NOT IN (SELECT value FROM json_each(?2)) THEN ?5 WHEN o.kind = 'remove' THEN ?6 ELSE ?7 END,
+                   CASE WHEN o.id NOT IN (SELECT value FROM json_each(?5)) THEN ?6 WHEN o.kind = 'remove' THEN ?7 ELSE ?8 END,
                    o.id, o.hlc, o.kind
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
+            WHERE o.state = 'in_flight' AND o.claimed_by = ?2
             ORDER BY j.key
-            """, ids, .text(Self.jsonArray(already)), .integer(first.rawValue), .text(replicaID),
+            """, ids, .text(holder), .integer(first.rawValue), .text(replicaID), .text(Self.jsonArray(already)),
             .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
-        try db.run("DELETE FROM ops WHERE id IN (SELECT value FROM json_each(?1))", ids)
-        return held.count
+        let held = db.changes
+        guard held > 0 else { return 0 }
+        if based < held {
+            // Keys without a row: made with the view the rule gives, and counted.
+            for (collection, present) in try db.query("""
+                INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
+                SELECT o.collection_id, o.tweet_id,
+                       coalesce((SELECT w.kind = 'add' FROM ops w WHERE w.collection_id = o.collection_id AND w.tweet_id = o.tweet_id
+                                   AND w.id <> o.id AND w.state IN ('pending', 'in_flight') ORDER BY w.id DESC LIMIT 1), o.kind = 'add'),
+                       o.kind = 'add', ?3 + 2 * j.key
+                FROM json_each(?1) j JOIN ops o ON o.id = j.value
+                WHERE o.state = 'in_flight' AND o.claimed_by = ?2
+                  AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.collection_id = o.collection_id AND e.tweet_id = o.tweet_id)
+                RETURNING collection_id, present
+                """, ids, .text(holder), .integer(first.rawValue), row: { (CollectionID(trusted: $0.string(0)), $0.int(1) == 1) }) {
+                countView(collection, from: false, to: present)
+            }
+        }
+        for collection in try db.query("""
+            DELETE FROM ops WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'in_flight' AND claimed_by = ?2
+            RETURNING collection_id
+            """, ids, .text(holder), row: { $0.string(0) }) {
+            count(CollectionID(trusted: collection), .inFlight, -1)
+        }
+        return held
     }
 
     /// A JSON array of already-encoded JSON values.

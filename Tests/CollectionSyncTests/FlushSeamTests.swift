@@ -113,6 +113,23 @@ struct FlushSeamTests {
         #expect(bases == [["1", "0", "0"], ["2", "0", "0"], ["3", "1", "1"], ["4", "1", "1"]])
     }
 
+    @Test("an answer for a key whose row is gone makes the row, with the view the rule gives, and counts it")
+    func answerWithoutRow() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        let added = try await store.add(tweets(1...2), to: c1)
+        let lease = try acquired(try await store.acquireFlusherLease())
+        _ = try await store.claimDueOps(lease: lease, limit: 10)
+        try await store.remove(tweets(2...2), from: c1)  // waits behind its in-flight add
+        // No write leaves a key with an op but no row; a hand-edited database can.
+        try execute(store.path, "DELETE FROM entries WHERE tweet_id IN ('1', '2')")
+        try execute(store.path, "UPDATE collections SET entries_present = 0")
+        try await store.complete(added.map { OpResult(op: $0.id, outcome: .applied) }, lease: lease)
+        let made = try rows(store.path, "SELECT tweet_id, present, base_present FROM entries ORDER BY tweet_id")
+        #expect(made == [["1", "1", "1"], ["2", "0", "1"]])
+        #expect(try await store.status().collections.first?.entries == 1)
+    }
+
     @Test("the counters status reads match the rows after every kind of write: edits, claims, answers, retries, discards, takeovers, pulls")
     func countersFollowEveryWrite() async throws {
         let folder = TemporaryFolder()
