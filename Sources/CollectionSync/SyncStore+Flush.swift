@@ -142,22 +142,27 @@ extension SyncStore {
         guard limit > 0 else { return [] }
         return try await write { tx in
             try tx.requireLease(lease)
-            // One statement: pick the due ops in id order (the scan stops after `limit`) and mark them.
-            let claimed = try tx.db.query("""
-                UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = ?3
-                WHERE id IN (SELECT o.id FROM ops o
-                             WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
-                               AND NOT EXISTS (SELECT 1 FROM ops p
-                                               WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
-                                                 AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
-                             ORDER BY o.id LIMIT ?2)
-                RETURNING \(Op.columns)
-                """, .integer(tx.wallMillis), .integer(Int64(limit)), .text(lease.holder), row: Op.init(row:))
+            // The due ops in id order (the scan stops after `limit`), then one update marks them
+            // (cheaper than an UPDATE … RETURNING, which buffers every row it returns).
+            let due = try tx.db.query("""
+                SELECT \(Op.columns) FROM ops o
+                WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
+                  AND NOT EXISTS (SELECT 1 FROM ops p
+                                  WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
+                                    AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                ORDER BY o.id LIMIT ?2
+                """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
+            guard !due.isEmpty else { return [] }
+            try tx.db.run("""
+                UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = ?2
+                WHERE id IN (SELECT value FROM json_each(?1))
+                """, .text(WriteTransaction.jsonArray(due.map { String($0.id.rawValue) })), .text(lease.holder))
+            let claimed = due.map { $0.claimed() }
             for op in claimed {
                 tx.count(op.collection, .pending, -1)
                 tx.count(op.collection, .inFlight, 1)
             }
-            return claimed.sorted { $0.id.rawValue < $1.id.rawValue }
+            return claimed
         }
     }
 
@@ -169,6 +174,14 @@ extension SyncStore {
         try await write { tx in
             try tx.complete(results, holder: lease.holder)
         }
+    }
+}
+
+extension Op {
+    /// This op as a claim leaves it: in flight, one more attempt counted.
+    func claimed() -> Op {
+        Op(id: id, kind: kind, collection: collection, tweet: tweet, state: .inFlight, hlc: hlc, createdAt: createdAt,
+           attempts: attempts + 1, nextAttemptAt: nextAttemptAt, lastError: lastError)
     }
 }
 
