@@ -8,7 +8,7 @@ import Foundation
 final class RawStore {
     private let db: OpaquePointer
     private var statements: [OpaquePointer] = []
-    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOp, deleteOp, applyEntry: OpaquePointer
+    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied: OpaquePointer
     private var hlc: Int64 = 0
     private var counters = true
     private var pendingChange: Int64 = 0
@@ -55,13 +55,23 @@ final class RawStore {
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = 1, sort_index = excluded.sort_index,
                 base_present = 1, base_hlc = excluded.base_hlc
             """)
-        claimOp = try prepare("UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = 'baseline' WHERE id = ?1")
-        deleteOp = try prepare("DELETE FROM ops WHERE id = ?1")
-        applyEntry = try prepare("""
-            INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc) VALUES (?1, ?2, 0, 0, ?3)
-            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = 0, base_present = 0, base_hlc = ?3
+        // B3's floor, set-based: one statement per claimed round or answered batch, ids in JSON.
+        claimOps = try prepare("""
+            UPDATE ops SET state = 'in_flight', attempts = attempts + 1, claimed_by = 'baseline'
+            WHERE id IN (SELECT value FROM json_each(?1))
             """)
-        statements = [begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOp, deleteOp, applyEntry]
+        deleteOps = try prepare("DELETE FROM ops WHERE id IN (SELECT value FROM json_each(?1))")
+        applyEntries = try prepare("""
+            INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
+            SELECT ?1, json_extract(j.value, '$[1]'), 0, 0, ?3 + 2 * j.key FROM json_each(?2) j WHERE true
+            ON CONFLICT (collection_id, tweet_id) DO UPDATE SET base_present = 0, base_hlc = excluded.base_hlc
+            """)
+        logApplied = try prepare("""
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail)
+            SELECT ?3 + 2 * j.key + 1, 'baseline', ?1, json_extract(j.value, '$[1]'), 'applied', json_extract(j.value, '$[0]'), 'remove'
+            FROM json_each(?2) j
+            """)
+        statements = [begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied]
     }
 
     deinit {
@@ -101,20 +111,25 @@ final class RawStore {
         try appendLog(op, collection, tweet)
     }
 
-    /// B3's floor: what a flush must write for one op, without network or any logic: mark it in
-    /// flight (the claim), then delete it, set the entry's base and append the log line (the answer).
-    func claim(_ op: Int64) throws {
-        sqlite3_bind_int64(claimOp, 1, op)
-        try step(claimOp)
+    /// B3's floor: what a flush must write, set-based: mark a claimed round in flight, then per
+    /// answered batch set the entries' bases, append the log lines and delete the ops.
+    func claim(_ ops: ArraySlice<(Int64, String)>) throws {
+        bindText(claimOps, 1, "[" + ops.map { String($0.0) }.joined(separator: ",") + "]")
+        try step(claimOps)
     }
 
-    func applied(_ op: Int64, _ collection: String, _ tweet: String) throws {
-        sqlite3_bind_int64(deleteOp, 1, op)
-        try step(deleteOp)
-        hlc += 1
-        bind(applyEntry, collection, tweet, hlc)
-        try step(applyEntry)
-        try appendLog(op, collection, tweet)
+    func applied(_ ops: ArraySlice<(Int64, String)>, _ collection: String) throws {
+        let json = "[" + ops.map { "[\($0.0),\"\($0.1)\"]" }.joined(separator: ",") + "]"
+        let first = hlc + 1
+        hlc += Int64(2 * ops.count)
+        for statement in [applyEntries, logApplied] {
+            bindText(statement, 1, collection)
+            bindText(statement, 2, json)
+            sqlite3_bind_int64(statement, 3, first)
+            try step(statement)
+        }
+        bindText(deleteOps, 1, "[" + ops.map { String($0.0) }.joined(separator: ",") + "]")
+        try step(deleteOps)
     }
 
     /// The op's log line, stamped with the next clock value.

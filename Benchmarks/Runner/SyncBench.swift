@@ -88,30 +88,46 @@ struct Enqueue: AsyncParsableCommand {
     }
 }
 
-/// B3's ceiling: the SQLite work a flush cannot avoid, alone (no counters). `count` queued removes are written
-/// first (not timed); then, in rounds of 4 x 100 like a flush, one transaction claims a round and
-/// one per 100 commits their answers.
-struct FlushFloor: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "B3 ceiling: the rows a flush writes, through the C API; prints ops_per_s.")
+/// B3's ceiling: the SQLite work a flush cannot avoid, alone (raw-rows: through the C API, no
+/// counters, set-based), or our store doing the same without network (ours). `count` queued
+/// removes are written first (not timed); then, in rounds of 4 x 100 like a flush, one
+/// transaction claims a round and one per 100 commits their answers.
+struct FlushFloor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "B3 ceiling: the rows a flush writes, through the C API (raw-rows) or our store without network (ours); prints ops_per_s.")
 
+    @Option var engine: Engine = .rawRows
     @Option var count: Int
     @Option var db: String
 
-    func run() throws {
-        let raw = try RawStore(path: db, counters: false)
+    func run() async throws {
         let collection = "custom-1000"
-        try raw.ensureCollection(collection)
         let ids = tweetIDs(collection: 0, count: count)
+        if engine == .ours {
+            let store = try await SyncStore.open(at: db)
+            try await store.remove(try ids.map { try TweetID(validating: $0) }, from: try CollectionID(validating: collection))
+            guard case .acquired(let lease) = try await store.acquireFlusherLease() else { throw ValidationError("the lease is held") }
+            let elapsed = try await ContinuousClock().measure {
+                while case let claimed = try await store.claimDueOps(lease: lease, limit: 400), !claimed.isEmpty {
+                    for batch in stride(from: 0, to: claimed.count, by: 100) {
+                        let results = claimed[batch..<min(batch + 100, claimed.count)].map { OpResult(op: $0.id, outcome: .applied) }
+                        try await store.complete(results, lease: lease)
+                    }
+                }
+            }
+            try report(["ops": count, "seconds": seconds(elapsed), "ops_per_s": Double(count) / seconds(elapsed)])
+            return
+        }
+        let raw = try RawStore(path: db, counters: engine == .raw)
+        try raw.ensureCollection(collection)
         try raw.transaction { for id in ids { try raw.queueRemove(collection, id) } }
         let ops = Array(zip(Int64(1)..., ids))
         let elapsed = try ContinuousClock().measure {
             for round in stride(from: 0, to: ops.count, by: 400) {
                 let claimed = ops[round..<min(round + 400, ops.count)]
-                try raw.transaction { for (op, _) in claimed { try raw.claim(op) } }
+                try raw.transaction { try raw.claim(claimed) }
                 for batch in stride(from: claimed.startIndex, to: claimed.endIndex, by: 100) {
-                    try raw.transaction {
-                        for (op, tweet) in claimed[batch..<min(batch + 100, claimed.endIndex)] { try raw.applied(op, collection, tweet) }
-                    }
+                    try raw.transaction { try raw.applied(claimed[batch..<min(batch + 100, claimed.endIndex)], collection) }
                 }
             }
         }
