@@ -45,15 +45,10 @@ final class DatabaseQueue: @unchecked Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         if let result = try withoutWaiting("BEGIN IMMEDIATE", body) { return result }
         return try await withCheckedThrowingContinuation { continuation in
-            let result = Mutex<T?>(nil)
+            let result = ResultBox<T>()
             let write = WaitingWrite(
-                run: { connection in
-                    let value = try body(connection)
-                    result.withLock { $0 = value }
-                },
-                finish: { outcome in
-                    continuation.resume(with: outcome.map { result.withLock { $0.take()! } })
-                })
+                run: { connection in result.value = try body(connection) },
+                finish: { outcome in continuation.resume(with: outcome.map { result.value! }) })
             waitingWrites.withLock { $0.append(write) }
             queue.async { [self] in commitWaitingWrites() }
         }
@@ -110,7 +105,8 @@ final class DatabaseQueue: @unchecked Sendable {
     /// Commits as many of `writes` as one transaction can hold, in order, and finishes them;
     /// returns the rest: the writes after one whose error made SQLite roll the transaction back
     /// (disk full, I/O), which fails every write before it with that error too.
-    private func commitTogether(_ writes: ArraySlice<WaitingWrite>) -> ArraySlice<WaitingWrite> {
+    /// Called with `lock` held (or, in tests, with the queue otherwise unused).
+    func commitTogether(_ writes: ArraySlice<WaitingWrite>) -> ArraySlice<WaitingWrite> {
         do {
             try connection.run("BEGIN IMMEDIATE")
         } catch {
@@ -172,9 +168,15 @@ final class DatabaseQueue: @unchecked Sendable {
 
 /// A write waiting for the queue: `run` does its work inside a transaction, `finish` hands its
 /// caller the result once the transaction has committed (or the error).
-private struct WaitingWrite: Sendable {
+struct WaitingWrite: Sendable {
     let run: @Sendable (Connection) throws -> Void
     let finish: @Sendable (Result<Void, any Error>) -> Void
+}
+
+/// Where a waiting write keeps its body's result until its transaction commits. Written by
+/// `run` and read by `finish`, one after the other on the queue's thread, under its lock.
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
 }
 
 /// Applies the embedded migrations in order, in one transaction, and records them.
