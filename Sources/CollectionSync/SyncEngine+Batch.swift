@@ -55,7 +55,9 @@ extension SyncEngine {
             } else {
                 let changes = batch.map(AnswerOutcomes.change(for:))
                 let answer = try await client.curate(collection.rawValue, changes: changes, deadline: deadline)
-                outcomes = changes.map { answer.outcome(for: $0) ?? .applied }
+                // One outcome per change, in the request's order (a lookup per change would be quadratic).
+                outcomes = answer.outcomes.map(\.change) == changes
+                    ? answer.outcomes.map(\.outcome) : changes.map { answer.outcome(for: $0) ?? .applied }
             }
             result.answered = true
             result.transient = nil

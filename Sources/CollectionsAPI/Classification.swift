@@ -24,7 +24,9 @@ public struct RateLimit: Sendable, Hashable {
     }
 
     private static func count(_ text: String) -> Int? {
-        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= 0 else { return nil }
+        // Optional white space around the value is HTTP's (RFC 9110 5.5): spaces and tabs.
+        let trimmed = text.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        guard let value = Int(String(decoding: Array(trimmed), as: UTF8.self)), value >= 0 else { return nil }
         return value
     }
 }

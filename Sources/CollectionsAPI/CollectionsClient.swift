@@ -25,6 +25,8 @@ public final class CollectionsClient: Sendable {
 
     /// The API base URL, e.g. `https://api.twitter.com/1.1`, without a trailing slash.
     public let baseURL: String
+    /// `baseURL` as signature base strings want it (see ``signatureBaseURL(_:)``), made once.
+    private let signatureBase: String
     private let credentials: APICredentials
     private let transport: any HTTPTransport
     private let configuration: Configuration
@@ -44,6 +46,7 @@ public final class CollectionsClient: Sendable {
         logger: Logger = Logger(label: "collections-api", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws {
         self.baseURL = try Self.validate(baseURL: baseURL)
+        signatureBase = Self.signatureBaseURL(self.baseURL)
         self.credentials = credentials
         self.transport = transport
         self.configuration = configuration
@@ -268,7 +271,9 @@ public final class CollectionsClient: Sendable {
             headers.append(("content-type", "application/json"))
             body = json
         }
-        headers.append(("authorization", authorization(method: method, url: resource, parameters: query + (form ?? []))))
+        // The endpoint is a fixed path: the signature's URL is the base's plus it.
+        headers.append(("authorization", authorization(method: method, signatureURL: "\(signatureBase)/\(endpoint).json",
+                                                       parameters: query + (form ?? []))))
 
         logger.debug("request", metadata: ["http.method": "\(method)", "api.endpoint": "\(endpoint)"])
         let response: HTTPResponseData
@@ -292,14 +297,14 @@ public final class CollectionsClient: Sendable {
     }
 
     /// The `Authorization` header for one attempt: a fresh nonce and timestamp every time.
-    private func authorization(method: String, url: String, parameters: [(String, String)]) -> String {
+    private func authorization(method: String, signatureURL: String, parameters: [(String, String)]) -> String {
         switch credentials.kind {
         case .bearer(let token):
             return "Bearer \(token)"
         case .oauth1(let consumerKey, let consumerSecret, let token, let tokenSecret):
             let now = configuration.now().addingTimeInterval(Double(clockOffset.wholeMilliseconds) / 1000)
             return OAuth1.authorize(
-                method: method, baseURL: Self.signatureBaseURL(url), parameters: parameters,
+                method: method, baseURL: signatureURL, parameters: parameters,
                 consumerKey: consumerKey, consumerSecret: consumerSecret, token: token, tokenSecret: tokenSecret,
                 nonce: configuration.nonce(), timestamp: Int64(now.timeIntervalSince1970.rounded(.down)))
         }

@@ -64,7 +64,11 @@ public enum OAuth1 {
     public static func makeNonce<R: RandomNumberGenerator>(using generator: inout R) -> String {
         var bytes = [UInt8](repeating: 0, count: 32)
         for index in bytes.indices { bytes[index] = UInt8.random(in: .min ... .max, using: &generator) }
-        return String(Data(bytes).base64EncodedString().filter { $0.isASCII && ($0.isLetter || $0.isNumber) })
+        let word = Data(bytes).base64EncodedData().filter {
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+        }
+        return String(decoding: word, as: UTF8.self)
     }
 
     /// Parses an `Authorization: OAuth k="v", ...` header into decoded pairs; nil if malformed.
