@@ -37,6 +37,7 @@ let package = Package(
             resources: [
                 .embedInCode("0001_init.sql"),
                 .embedInCode("0002_counters.sql"),
+                .embedInCode("0003_counter_changes.sql"),
             ]
         ),
         .target(

@@ -18,4 +18,6 @@ public struct SchemaMigration: Sendable {
 public let schemaMigrations: [SchemaMigration] = [
     SchemaMigration(version: 1, name: "0001_init.sql", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
     SchemaMigration(version: 2, name: "0002_counters.sql", sql: String(decoding: PackageResources._002_counters_sql, as: UTF8.self)),
+    SchemaMigration(version: 3, name: "0003_counter_changes.sql",
+                    sql: String(decoding: PackageResources._003_counter_changes_sql, as: UTF8.self)),
 ]

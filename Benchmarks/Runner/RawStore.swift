@@ -8,16 +8,16 @@ import Foundation
 final class RawStore {
     private let db: OpaquePointer
     private var statements: [OpaquePointer] = []
-    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied: OpaquePointer
+    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied, count, fold: OpaquePointer
     private var hlc: Int64 = 0
     private var counters = true
-    private var pendingChange: Int64 = 0
+    private var linesSinceFold = 0
     private var presentChange: Int64 = 0
     private var countedCollection = ""
 
-    /// - Parameter counters: also keep 0002's per-collection counters the way our store does (one
-    ///   update per transaction); without them the baseline writes only the rows the semantics
-    ///   require (op, view, log line).
+    /// - Parameter counters: also keep the per-collection counters the way our store does (0002,
+    ///   0003: a queued op's count on its log line, folded every 1024 lines); without them the
+    ///   baseline writes only the rows the semantics require (op, view, log line).
     init(path: String, counters: Bool = true) throws {
         var handle: OpaquePointer?
         guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK,
@@ -28,6 +28,7 @@ final class RawStore {
         }
         try Self.exec(handle, "BEGIN")
         for migration in schemaMigrations { try Self.exec(handle, migration.sql) }
+        try Self.exec(handle, "INSERT OR IGNORE INTO replica (singleton, replica_id, hlc, created_at) VALUES (1, 'baseline', 0, 0)")
         try Self.exec(handle, "COMMIT")
         self.counters = counters
         func prepare(_ sql: String) throws -> OpaquePointer {
@@ -46,8 +47,8 @@ final class RawStore {
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = excluded.present
             """)
         insertLog = try prepare("""
-            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail)
-            VALUES (?1, 'baseline', ?2, ?3, 'local_write', ?4, 'remove')
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail, pending_change)
+            VALUES (?1, 'baseline', ?2, ?3, 'local_write', ?4, 'remove', ?5)
             """)
         upsertPulled = try prepare("""
             INSERT INTO entries (collection_id, tweet_id, present, sort_index, feature_context, base_present, base_hlc)
@@ -71,7 +72,17 @@ final class RawStore {
             SELECT ?3 + 2 * j.key + 1, 'baseline', ?1, json_extract(j.value, '$[1]'), 'applied', json_extract(j.value, '$[0]'), 'remove'
             FROM json_each(?2) j
             """)
-        statements = [begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied]
+        count = try prepare("""
+            UPDATE collections SET ops_pending = ops_pending + ?1, entries_present = entries_present + ?2 WHERE id = ?3
+            """)
+        // 0003's fold of the log lines' counter changes, as our store runs it every 1024 lines.
+        fold = try prepare("""
+            UPDATE collections SET ops_pending = ops_pending + u.pending, entries_present = entries_present + u.present
+            FROM (SELECT collection_id, coalesce(sum(pending_change), 0) AS pending, coalesce(sum(present_change), 0) AS present
+                  FROM log WHERE id > (SELECT counted_log_id FROM replica) GROUP BY collection_id) u
+            WHERE collections.id = u.collection_id
+            """)
+        statements = [fold, count, begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied]
     }
 
     deinit {
@@ -86,13 +97,18 @@ final class RawStore {
     func transaction(_ body: () throws -> Void) throws {
         try step(begin)
         try body()
-        if counters, pendingChange != 0 || presentChange != 0 {
-            try Self.exec(db, """
-                UPDATE collections SET ops_pending = ops_pending + \(pendingChange), entries_present = entries_present + \(presentChange)
-                WHERE id = '\(countedCollection)'
-                """)
+        // Queued ops' counts ride on their log lines (0003); a pulled page's go to the counters.
+        if counters, presentChange != 0 {
+            sqlite3_bind_int64(count, 1, 0)
+            sqlite3_bind_int64(count, 2, presentChange)
+            bindText(count, 3, countedCollection)
+            try step(count)
         }
-        pendingChange = 0
+        if counters, linesSinceFold >= 1024 {
+            try step(fold)
+            try Self.exec(db, "UPDATE replica SET counted_log_id = (SELECT max(id) FROM log)")
+            linesSinceFold = 0
+        }
         presentChange = 0
         try step(commit)
     }
@@ -104,8 +120,6 @@ final class RawStore {
         bind(insertOp, collection, tweet, hlc, now)
         try step(insertOp)
         let op = sqlite3_last_insert_rowid(db)
-        pendingChange += 1
-        countedCollection = collection
         bind(upsertEntry, collection, tweet)
         try step(upsertEntry)
         try appendLog(op, collection, tweet)
@@ -139,6 +153,12 @@ final class RawStore {
         bindText(insertLog, 2, collection)
         bindText(insertLog, 3, tweet)
         sqlite3_bind_int64(insertLog, 4, op)
+        if counters {
+            sqlite3_bind_int64(insertLog, 5, 1)  // the queued op
+            linesSinceFold += 1
+        } else {
+            sqlite3_bind_null(insertLog, 5)
+        }
         try step(insertLog)
     }
 

@@ -93,7 +93,7 @@ extension SyncStore {
                 """, .text(token), .text(host), .integer(Int64(pid)), .integer(now), .integer(now + ttlMillis))
             // Only a lease holder claims ops: any op in flight now belongs to a holder that is gone.
             // (The counters say whether there is any: the update itself scans the whole outbox.)
-            if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collections", row: { $0.int(0) }) ?? 0 > 0 {
+            if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collection_counts", row: { $0.int(0) }) ?? 0 > 0 {
                 for collection in try tx.db.query(
                     "UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight' RETURNING collection_id",
                     row: { CollectionID(trusted: $0.string(0)) }) {
@@ -245,6 +245,7 @@ extension WriteTransaction {
             .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
         let held = db.changes
         guard held > 0 else { return 0 }
+        noteLogLines(through: db.lastInsertRowID)
         if based < held {
             // Keys without a row: made with the view the rule gives, and counted.
             for (collection, present) in try db.query("""
@@ -412,7 +413,7 @@ extension SyncStore {
         let now = wallClock.nowMillis()
         return try await database.read { db in
             let (pending, failed) = try db.queryFirst(
-                "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collections"
+                "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collection_counts"
             ) { ($0.int(0), $0.int(1)) } ?? (0, 0)
             let next = try db.queryFirst(
                 "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",

@@ -206,10 +206,11 @@ public final class SyncStore: Sendable {
     public func status() async throws -> SyncStatus {
         let now = wallClock.nowMillis()
         return try await database.read { db in
-            // Counts come from the per-collection counters of 0002_counters.sql (WriteTransaction.finish):
-            // a few rows, however long the queue.
+            // Counts come from the per-collection counters of 0002_counters.sql and the changes
+            // on the log lines not yet folded into them (0003, WriteTransaction.finish): a few
+            // rows and at most about a thousand lines, however long the queue.
             let collections = try db.query("""
-                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collections ORDER BY id
+                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collection_counts ORDER BY id
                 """) { row in
                 CollectionStatus(
                     id: CollectionID(trusted: row.string(0)),

@@ -123,7 +123,7 @@ struct FlushSeamTests {
         try await store.remove(tweets(2...2), from: c1)  // waits behind its in-flight add
         // No write leaves a key with an op but no row; a hand-edited database can.
         try execute(store.path, "DELETE FROM entries WHERE tweet_id IN ('1', '2')")
-        try execute(store.path, "UPDATE collections SET entries_present = 0")
+        try execute(store.path, "UPDATE collections SET entries_present = 0; UPDATE log SET present_change = NULL")
         try await store.complete(added.map { OpResult(op: $0.id, outcome: .applied) }, lease: lease)
         let made = try rows(store.path, "SELECT tweet_id, present, base_present FROM entries ORDER BY tweet_id")
         #expect(made == [["1", "1", "1"], ["2", "0", "1"]])
@@ -134,19 +134,7 @@ struct FlushSeamTests {
     func countersFollowEveryWrite() async throws {
         let folder = TemporaryFolder()
         let store = try await openStore(folder)
-        func check(_ step: String) async throws {
-            let status = try await store.status()
-            let counted = try rows(store.path, """
-                SELECT c.id,
-                       (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
-                       (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
-                       (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
-                       (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
-                FROM collections c ORDER BY c.id
-                """)
-            let reported = status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] }
-            #expect(reported == counted, "after \(step)")
-        }
+        func check(_ step: String) async throws { try await expectCountersMatchRows(store, after: step) }
         try await store.add(tweets(1...6), to: c1)
         try await store.remove(tweets(7...8), from: c2)
         try await check("edits")
@@ -174,5 +162,45 @@ struct FlushSeamTests {
         try await store.mergePull(start, entries: [RemoteEntry(tweet: tweet(1), sortIndex: "9"), RemoteEntry(tweet: tweet(40), sortIndex: "8")],
                                   metadata: nil)
         try await check("a pull")
+    }
+
+    @Test("the counters stay exact across folds of the log lines' changes, and when unfolded lines are deleted")
+    func countersAcrossFolds() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        func counted() throws -> Int { Int(try rows(store.path, "SELECT counted_log_id FROM replica")[0][0])! }
+        try await store.add(tweets(1...600), to: c1)
+        try await expectCountersMatchRows(store, after: "600 lines")
+        #expect(try counted() == 0, "fewer lines than a fold takes")
+        try await store.remove(tweets(1...500), from: c1)
+        try await store.add(tweets(601...700), to: c2)
+        try await expectCountersMatchRows(store, after: "a fold")
+        let firstFold = try counted()
+        #expect(firstFold >= 1024)
+        for id in UInt64(501)...520 { try await store.remove(tweets(id...id), from: c1) }
+        let lease = try acquired(try await store.acquireFlusherLease())
+        let claimed = try await store.claimDueOps(lease: lease, limit: 300)
+        try await store.complete(claimed.prefix(200).map { OpResult(op: $0.id, outcome: .applied) }, lease: lease)
+        try await expectCountersMatchRows(store, after: "edits and answers after the fold")
+        // Unfolded lines deleted by hand give their changes to the counters first (0003's trigger).
+        try execute(store.path, "DELETE FROM log WHERE id > (SELECT counted_log_id FROM replica)")
+        try await expectCountersMatchRows(store, after: "deleting the unfolded lines")
+        try await store.remove(tweets(521...530), from: c1)
+        try await expectCountersMatchRows(store, after: "edits after the deletion")
+    }
+
+    /// What `status` reports per collection equals what the rows say.
+    private func expectCountersMatchRows(_ store: SyncStore, after step: String) async throws {
+        let status = try await store.status()
+        let counted = try rows(store.path, """
+            SELECT c.id,
+                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
+                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
+                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
+                   (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
+            FROM collections c ORDER BY c.id
+            """)
+        let reported = status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] }
+        #expect(reported == counted, "after \(step)")
     }
 }

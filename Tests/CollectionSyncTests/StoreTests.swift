@@ -114,6 +114,31 @@ struct StoreTests {
         #expect(status.collections[0].ops == OpCounts(pending: 2, inFlight: 1))
     }
 
+    @Test("0003 starts folding after the lines a 0002 database already holds; counts are unchanged")
+    func counterChangesMigration() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(2)))
+        try execute(path, """
+            INSERT INTO replica (singleton, replica_id, hlc, created_at) VALUES (1, 'r', 9, 0);
+            INSERT INTO collections (id, created_at, ops_pending, entries_present) VALUES ('custom-1', 0, 1, 1);
+            INSERT INTO entries (collection_id, tweet_id, present) VALUES ('custom-1', '1', 1), ('custom-1', '2', 0);
+            INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', '2', 'remove', 'pending', 8, 0);
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail) VALUES
+                (7, 'r', 'custom-1', '1', 'local_write', NULL, 'add'), (8, 'r', 'custom-1', '2', 'local_write', 1, 'remove');
+            """)
+        let store = try await SyncStore.open(at: path)
+        #expect(try rows(path, "SELECT counted_log_id FROM replica") == [["2"]])
+        var status = try await store.status()
+        #expect(status.collections.map(\.entries) == [1])
+        #expect(status.collections.map(\.ops) == [OpCounts(pending: 1)])
+        try await store.add([TweetID(UInt64(3))!], to: CollectionID(validating: "custom-1"))
+        status = try await store.status()
+        #expect(status.collections.map(\.entries) == [2])
+        #expect(status.collections.map(\.ops) == [OpCounts(pending: 2)])
+        #expect(try rows(path, "SELECT pending_change, present_change FROM log WHERE id = 3") == [["1", "1"]], "the new line carries them")
+    }
+
     @Test("every Schema/*.sql file is embedded, numbered in order")
     func everyMigrationEmbedded() throws {
         let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
