@@ -104,7 +104,11 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         outgoing.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
-        let amount = TimeAmount.milliseconds(max(timeout.wholeMilliseconds, 1))
+        // To the nanosecond, rounded up: a timeout cut short of a caller's deadline (whole
+        // milliseconds dropped up to 1 ms) made a request the deadline ended look like a failure.
+        let parts = timeout.components
+        let seconds = min(parts.seconds, 1_000_000_000)  // about 31 years: no overflow below
+        let amount = TimeAmount.nanoseconds(max(seconds * 1_000_000_000 + (parts.attoseconds + 999_999_999) / 1_000_000_000, 1))
         do {
             let response = try await client.execute(outgoing, timeout: amount)
             var body = try await response.body.collect(upTo: maxBodyBytes)
