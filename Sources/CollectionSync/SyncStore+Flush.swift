@@ -77,7 +77,9 @@ extension SyncStore {
         isAlive: @escaping @Sendable (Int32) -> Bool = processExists
     ) async throws -> LeaseAcquisition {
         let ttlMillis = ttl.milliseconds
-        let token = String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
+        // 64 random bits name a holder well enough, and every claimed op stores them (a shorter
+        // token is a smaller row to rewrite at each claim).
+        let token = String(format: "%016llx", UInt64.random(in: .min ... .max))
         return try await write { tx in
             let now = tx.wallMillis
             let current = try tx.db.queryFirst("SELECT holder, host, pid, acquired_at, expires_at FROM flusher_lease WHERE singleton = 1") {
