@@ -16,10 +16,22 @@ struct BatchResult: Sendable {
     var stop: FlushReport.StopReason?
     /// An endpoint is now blocked until its rate-limit reset.
     var blocked = false
+    /// Answers received but not yet committed: the caller commits them (``SyncEngine/commit(_:lease:)``)
+    /// after freeing the request's slot, so that the next request goes out while they commit.
+    var answers: [(op: Op, result: OpResult)] = []
+}
+
+/// What committing a request's answers did.
+struct CommitResult: Sendable {
+    var applied = 0
+    var alreadyApplied = 0
+    var failed = 0
 }
 
 extension SyncEngine {
-    /// Sends one batch and commits what its answer means for each op, per semantics.md's table.
+    /// Sends one batch and works out what its answer means for each op, per semantics.md's table.
+    /// Failures are committed here; the answers of requests that got one are returned in
+    /// ``BatchResult/answers`` for the caller to commit.
     func process(_ batch: [Op], lease: FlusherLease, deadline: ContinuousClock.Instant?) async throws -> BatchResult {
         var result = BatchResult()
         try await attempt(batch, lease: lease, deadline: deadline, result: &result, skewRetried: false)
@@ -62,23 +74,8 @@ extension SyncEngine {
             result.answered = true
             result.transient = nil
             if try await noteAnswer(endpoint: endpoint, success: true) { result.blocked = true }
-            let results = zip(batch, outcomes).map { OpResult(op: $0.id, outcome: AnswerOutcomes.outcome(for: $0.kind, $1)) }
-            try await store.complete(results, lease: lease)
-            for (op, opResult) in zip(batch, results) {
-                switch opResult.outcome {
-                case .applied:
-                    result.applied += 1
-                    emit(.applied(op))
-                case .alreadyApplied:
-                    result.alreadyApplied += 1
-                    emit(.reconciled(op))
-                case .failed(let reason):
-                    result.failed += 1
-                    emit(.failed(op, reason: reason))
-                    logger.info("op dead-lettered", metadata: ["op.id": "\(op.id)", "collection.id": "\(collection)", "reason": "\(reason)"])
-                default:
-                    break
-                }
+            for (op, outcome) in zip(batch, outcomes) {
+                result.answers.append((op, OpResult(op: op.id, outcome: AnswerOutcomes.outcome(for: op.kind, outcome))))
             }
         } catch let error as CollectionsAPIError {
             if try await noteAnswer(endpoint: endpoint, success: false) { result.blocked = true }
@@ -87,6 +84,30 @@ extension SyncEngine {
             try await store.complete(batch.map { OpResult(op: $0.id, outcome: .release(error: "cancelled")) }, lease: lease)
             result.stop = .cancelled
         }
+    }
+
+    /// Commits answers received by ``process(_:lease:deadline:)`` in one transaction and emits
+    /// their events.
+    func commit(_ answers: [(op: Op, result: OpResult)], lease: FlusherLease) async throws -> CommitResult {
+        var counts = CommitResult()
+        try await store.complete(answers.map(\.result), lease: lease)
+        for (op, opResult) in answers {
+            switch opResult.outcome {
+            case .applied:
+                counts.applied += 1
+                emit(.applied(op))
+            case .alreadyApplied:
+                counts.alreadyApplied += 1
+                emit(.reconciled(op))
+            case .failed(let reason):
+                counts.failed += 1
+                emit(.failed(op, reason: reason))
+                logger.info("op dead-lettered", metadata: ["op.id": "\(op.id)", "collection.id": "\(op.collection)", "reason": "\(reason)"])
+            default:
+                break
+            }
+        }
+        return counts
     }
 
     private func handle(_ error: CollectionsAPIError, _ batch: [Op], lease: FlusherLease, deadline: ContinuousClock.Instant?,

@@ -185,9 +185,9 @@ public final class SyncEngine: Sendable {
                 break
             }
 
-            // More ops are claimed as slots free up, so that requests stay in flight back to back
-            // instead of waiting at the end of each claimed set for its slowest answer.
-            let (stop, sawTransient) = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline) {
+            // More ops are claimed before the last ones are sent, so that requests stay in flight
+            // back to back instead of waiting at the end of each claimed set for its slowest answer.
+            let (stop, sawTransient) = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline) { [lease] in
                 if let deadline = options.deadline, ContinuousClock.now >= deadline { return [] }
                 return self.batches(try await self.store.claimDueOps(lease: lease, limit: self.configuration.batchSize * self.configuration.concurrency))
             }
@@ -248,9 +248,13 @@ public final class SyncEngine: Sendable {
     /// Sends the batches with at most `concurrency` requests in flight, committing each answer
     /// as it arrives, and asks `refill` for more when they run out, until it has none or a batch
     /// failed transiently, hit a rate limit or says the flush must stop. Returns that stop reason.
+    ///
+    /// A request's slot is free as soon as its answer is in: the next request goes out while
+    /// the answer commits (commits queue up for the connection and are committed together).
+    /// The next round is claimed while the last batches of this one are still waiting to go.
     private func send(_ batches: [[Op]], lease: FlusherLease, into report: inout FlushReport,
                       deadline: ContinuousClock.Instant?,
-                      refill: () async throws -> [[Op]]) async throws -> (stop: FlushReport.StopReason?, sawTransient: Bool) {
+                      refill: @escaping @Sendable () async throws -> [[Op]]) async throws -> (stop: FlushReport.StopReason?, sawTransient: Bool) {
         var stop: FlushReport.StopReason?
         var sawTransient = false
         var blocked = false
@@ -262,19 +266,55 @@ public final class SyncEngine: Sendable {
             }
         }
         defer { heartbeat.cancel() }
-        try await withThrowingTaskGroup(of: BatchResult.self) { group in
+        enum Step: Sendable {
+            case answered(BatchResult)
+            case committed(CommitResult)
+            case claimed([[Op]])
+        }
+        try await withThrowingTaskGroup(of: Step.self) { group in
             var pending = batches[...]
             var running = 0
+            var claiming = false
+            var exhausted = false
             /// Starts batches until `concurrency` requests are in flight or none is left.
             func fillSlots() {
                 while running < configuration.concurrency, let batch = pending.popFirst() {
                     running += 1
-                    group.addTask { try await self.process(batch, lease: lease, deadline: deadline) }
+                    group.addTask { .answered(try await self.process(batch, lease: lease, deadline: deadline)) }
                 }
             }
-            fillSlots()
-            while let result = try await group.next() {
+            /// Starts batches, and claims the next round when at most one batch is left to start.
+            func keepGoing() {
+                guard stop == nil, !blocked else { return }
+                if !claiming, !exhausted, pending.count <= 1, !sawTransient, !Task.isCancelled {
+                    claiming = true
+                    group.addTask { .claimed(try await refill()) }
+                }
+                fillSlots()
+            }
+            keepGoing()
+            while let step = try await group.next() {
+                let result: BatchResult
+                switch step {
+                case .committed(let counts):
+                    report.applied += counts.applied
+                    report.alreadyApplied += counts.alreadyApplied
+                    report.failed += counts.failed
+                    continue
+                case .claimed(let more):
+                    claiming = false
+                    if more.isEmpty { exhausted = true }
+                    pending.append(contentsOf: more)
+                    keepGoing()
+                    continue
+                case .answered(let answered):
+                    result = answered
+                }
                 running -= 1
+                if !result.answers.isEmpty {
+                    let answers = result.answers
+                    group.addTask { .committed(try await self.commit(answers, lease: lease)) }
+                }
                 report.sent += result.sent
                 report.requests += result.requests
                 report.applied += result.applied
@@ -289,10 +329,7 @@ public final class SyncEngine: Sendable {
                 if let reason = result.stop, stop == nil { stop = reason }
                 // An endpoint now waits for its rate-limit reset: start nothing more this round.
                 if result.blocked { blocked = true }
-                if stop == nil, !blocked {
-                    if pending.isEmpty, !sawTransient, !Task.isCancelled { pending = try await refill()[...] }
-                    fillSlots()
-                }
+                keepGoing()
             }
             // Claimed but never sent (the flush stops, or a rate limit): back to pending, attempt not counted.
             let unsent = pending.flatMap { $0 }.map { OpResult(op: $0.id, outcome: .release(error: "not sent: the flush stopped")) }
