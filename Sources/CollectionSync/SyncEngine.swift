@@ -92,6 +92,8 @@ public final class SyncEngine: Sendable {
     let logger: Logger
     private let broadcaster = EventBroadcaster()
     let hasRecordedSuccess = Mutex(false)
+    /// The newest expiry this engine set on its lease, by holder token (see ``holdsLeaseSurely(_:)``).
+    private let leaseExpiry = Mutex<(holder: String, expiresAt: Date)?>(nil)
     var apiBase: String { client.baseURL }
 
     /// - Throws: ``SyncError/Code/invalidInput`` for a batch size outside 1...100 or a
@@ -130,6 +132,7 @@ public final class SyncEngine: Sendable {
             return report
         case .acquired(let acquired):
             lease = acquired
+            noteLease(acquired)
         }
         do {
             let report = try await drain(lease: lease, options: options)
@@ -212,7 +215,7 @@ public final class SyncEngine: Sendable {
     private func renew(_ lease: FlusherLease) async throws -> FlusherLease {
         let remaining = lease.expiresAt.timeIntervalSince(Date(millis: store.wallClock.nowMillis()))
         guard remaining < configuration.leaseTTL.seconds / 2 else { return lease }
-        return try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL)
+        return noteLease(try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL))
     }
 
     /// Sleeps until the wall time `wallTime`, renewing the lease on the way so that a long wait
@@ -225,9 +228,30 @@ public final class SyncEngine: Sendable {
             let chunk = min(remaining, configuration.leaseTTL / 3)
             try await configuration.sleepClock.sleep(for: chunk)
             remaining -= chunk
-            lease = try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL)
+            lease = noteLease(try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL))
         }
         return true
+    }
+
+    /// Remembers the expiry a renewal (or the acquisition) gave `lease`.
+    @discardableResult
+    func noteLease(_ lease: FlusherLease) -> FlusherLease {
+        leaseExpiry.withLock { known in
+            if let current = known, current.holder == lease.holder, current.expiresAt >= lease.expiresAt { return }
+            known = (lease.holder, lease.expiresAt)
+        }
+        return lease
+    }
+
+    /// Whether `lease` is surely still this engine's without asking the database: its last
+    /// renewal is recent (more than half its time to live is left). Another flusher takes a
+    /// lease over only once it has expired (or its holder's process is gone, and this one is
+    /// running), so only a wall clock more than half a TTL ahead of this one elsewhere could
+    /// take it sooner; and an answer for ops another holder took over is not committed anyway.
+    func holdsLeaseSurely(_ lease: FlusherLease) -> Bool {
+        guard let known = leaseExpiry.withLock({ $0 }), known.holder == lease.holder else { return false }
+        let left = known.expiresAt.millis - store.wallClock.nowMillis()
+        return left > configuration.leaseTTL.milliseconds / 2
     }
 
     /// Claimed ops grouped per collection in claim order, cut into batches.
@@ -262,7 +286,7 @@ public final class SyncEngine: Sendable {
         let heartbeat = Task { [store, ttl = configuration.leaseTTL] in
             while !Task.isCancelled {
                 try await Task.sleep(for: ttl / 3)
-                _ = try await store.renewFlusherLease(lease, ttl: ttl)
+                self.noteLease(try await store.renewFlusherLease(lease, ttl: ttl))
             }
         }
         defer { heartbeat.cancel() }

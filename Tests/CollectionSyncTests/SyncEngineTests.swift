@@ -310,6 +310,23 @@ struct SyncEngineTests {
         #expect(try await engine.store.outbox().allSatisfy { $0.state == .pending && $0.attempts == 0 })
     }
 
+    @Test("a lease renewed moments ago is trusted without a read; past half its time to live, or another holder's, is not")
+    func leaseTrustedWhileFresh() async throws {
+        let engine = try await engine(ScriptedTransport { _ in ScriptedTransport.envelope() })
+        let lease = try #require(try await { () async throws -> FlusherLease? in
+            if case .acquired(let lease) = try await engine.store.acquireFlusherLease() { return lease }
+            return nil
+        }())
+        #expect(!engine.holdsLeaseSurely(lease), "unknown to the engine until it notes it")
+        engine.noteLease(lease)
+        #expect(engine.holdsLeaseSurely(lease))
+        #expect(!engine.holdsLeaseSurely(FlusherLease(holder: "someone-else", expiresAt: lease.expiresAt)))
+        wall.advance(by: 15_001)  // more than half of the default 30 s
+        #expect(!engine.holdsLeaseSurely(lease))
+        engine.noteLease(try await engine.store.renewFlusherLease(lease))
+        #expect(engine.holdsLeaseSurely(lease))
+    }
+
     @Test("a flusher whose lease was taken over mid-round sends nothing more")
     func leaseLostMidRound() async throws {
         let storeBox = Mutex<SyncStore?>(nil)
