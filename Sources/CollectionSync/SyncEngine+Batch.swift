@@ -5,8 +5,7 @@ import Foundation
 struct BatchResult: Sendable {
     var sent = 0
     var requests = 0
-    var applied = 0
-    var alreadyApplied = 0
+    /// Ops dead-lettered here (refused batches); answered ops are counted when committed.
     var failed = 0
     /// An answer arrived (the API is reachable).
     var answered = false
@@ -34,7 +33,13 @@ extension SyncEngine {
     /// ``BatchResult/answers`` for the caller to commit.
     func process(_ batch: [Op], lease: FlusherLease, deadline: ContinuousClock.Instant?) async throws -> BatchResult {
         var result = BatchResult()
-        try await attempt(batch, lease: lease, deadline: deadline, result: &result, skewRetried: false)
+        do {
+            try await attempt(batch, lease: lease, deadline: deadline, result: &result, skewRetried: false)
+        } catch {
+            // Answers already in (a bisection's first half) are not dropped with the error.
+            if !result.answers.isEmpty { _ = try? await commit(result.answers, lease: lease) }
+            throw error
+        }
         return result
     }
 
@@ -68,9 +73,7 @@ extension SyncEngine {
             } else {
                 let changes = batch.map(AnswerOutcomes.change(for:))
                 let answer = try await client.curate(collection.rawValue, changes: changes, deadline: deadline)
-                // One outcome per change, in the request's order (a lookup per change would be quadratic).
-                outcomes = answer.outcomes.map(\.change) == changes
-                    ? answer.outcomes.map(\.outcome) : changes.map { answer.outcome(for: $0) ?? .applied }
+                outcomes = answer.outcomes.map(\.outcome)  // one per change, in the request's order
             }
             result.answered = true
             result.transient = nil

@@ -179,7 +179,7 @@ public final class SyncEngine: Sendable {
                 break
             }
 
-            let ops = try await store.claimDueOps(lease: lease, limit: configuration.batchSize * configuration.concurrency)
+            let ops = try await claimRound(lease)
             if ops.isEmpty {
                 let summary = try await store.pendingSummary()
                 if summary.pending == 0 { report.stopReason = .drained; break }
@@ -192,7 +192,7 @@ public final class SyncEngine: Sendable {
             // back to back instead of waiting at the end of each claimed set for its slowest answer.
             let (stop, sawTransient) = try await send(batches(ops), lease: lease, into: &report, deadline: options.deadline) { [lease] in
                 if let deadline = options.deadline, ContinuousClock.now >= deadline { return [] }
-                return self.batches(try await self.store.claimDueOps(lease: lease, limit: self.configuration.batchSize * self.configuration.concurrency))
+                return self.batches(try await self.claimRound(lease))
             }
             if let stop { report.stopReason = stop; break }
             // The API is failing: a flush that does not wait ends here instead of hammering it
@@ -254,6 +254,11 @@ public final class SyncEngine: Sendable {
         return left > configuration.leaseTTL.milliseconds / 2
     }
 
+    /// Claims one round: a batch for every request slot.
+    private func claimRound(_ lease: FlusherLease) async throws -> [Op] {
+        try await store.claimDueOps(lease: lease, limit: configuration.batchSize * configuration.concurrency)
+    }
+
     /// Claimed ops grouped per collection in claim order, cut into batches.
     func batches(_ ops: [Op]) -> [[Op]] {
         var order: [CollectionID] = []
@@ -294,7 +299,17 @@ public final class SyncEngine: Sendable {
             case answered(BatchResult)
             case committed(CommitResult)
             case claimed([[Op]])
+            /// A task threw: the round stops, but answers already in are still committed.
+            case failed(any Error, request: Bool)
         }
+        /// Runs `work` as a task of `group`; its error becomes a step instead of ending the loop.
+        func spawn(_ group: inout ThrowingTaskGroup<Step, any Error>, request: Bool = false,
+                   _ work: @escaping @Sendable () async throws -> Step) {
+            group.addTask {
+                do { return try await work() } catch { return .failed(error, request: request) }
+            }
+        }
+        var firstError: (any Error)?
         try await withThrowingTaskGroup(of: Step.self) { group in
             var pending = batches[...]
             var running = 0
@@ -304,15 +319,15 @@ public final class SyncEngine: Sendable {
             func fillSlots() {
                 while running < configuration.concurrency, let batch = pending.popFirst() {
                     running += 1
-                    group.addTask { .answered(try await self.process(batch, lease: lease, deadline: deadline)) }
+                    spawn(&group, request: true) { .answered(try await self.process(batch, lease: lease, deadline: deadline)) }
                 }
             }
             /// Starts batches, and claims the next round when at most one batch is left to start.
             func keepGoing() {
-                guard stop == nil, !blocked else { return }
+                guard stop == nil, !blocked, firstError == nil else { return }
                 if !claiming, !exhausted, pending.count <= 1, !sawTransient, !Task.isCancelled {
                     claiming = true
-                    group.addTask { .claimed(try await refill()) }
+                    spawn(&group) { .claimed(try await refill()) }
                 }
                 fillSlots()
             }
@@ -324,6 +339,11 @@ public final class SyncEngine: Sendable {
                     report.applied += counts.applied
                     report.alreadyApplied += counts.alreadyApplied
                     report.failed += counts.failed
+                    continue
+                case .failed(let error, let request):
+                    if request { running -= 1 }
+                    claiming = false
+                    if firstError == nil { firstError = error }
                     continue
                 case .claimed(let more):
                     claiming = false
@@ -337,12 +357,10 @@ public final class SyncEngine: Sendable {
                 running -= 1
                 if !result.answers.isEmpty {
                     let answers = result.answers
-                    group.addTask { .committed(try await self.commit(answers, lease: lease)) }
+                    spawn(&group) { .committed(try await self.commit(answers, lease: lease)) }
                 }
                 report.sent += result.sent
                 report.requests += result.requests
-                report.applied += result.applied
-                report.alreadyApplied += result.alreadyApplied
                 report.failed += result.failed
                 if let transient = result.transient {
                     report.unreachable = transient
@@ -357,6 +375,10 @@ public final class SyncEngine: Sendable {
             }
             // Claimed but never sent (the flush stops, or a rate limit): back to pending, attempt not counted.
             let unsent = pending.flatMap { $0 }.map { OpResult(op: $0.id, outcome: .release(error: "not sent: the flush stopped")) }
+            if let firstError {
+                if !unsent.isEmpty { _ = try? await store.complete(unsent, lease: lease) }
+                throw firstError
+            }
             if !unsent.isEmpty { try await store.complete(unsent, lease: lease) }
         }
         return (stop, sawTransient)
