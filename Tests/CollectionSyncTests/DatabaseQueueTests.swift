@@ -79,10 +79,12 @@ struct DatabaseQueueTests {
                     var ids: [Int64] = []
                     for index in 0..<perWriter {
                         let value = Int64(writer * perWriter + index)
-                        ids.append(try await queue.write { db in
+                        let id = try await queue.write { db in
                             try db.run("INSERT INTO t (x) VALUES (?)", .integer(value))
                             return db.lastInsertRowID
-                        })
+                        }
+                        #expect(id == value, "a write got another write's result")
+                        ids.append(id)
                     }
                     return ids
                 }

@@ -30,9 +30,12 @@ struct IdentifierFuzzTests {
 
     @Test("collection ids: custom- and 1 to 20 ASCII digits accepted, all else refused")
     func collectionIDs() async {
-        await propertyCheck(count: fuzzExecutions, input: Self.text.map { "custom-" + $0 }) { text in
+        // Half the inputs carry the prefix (else few would be valid), half are bare text.
+        let input = zip(Gen.bool(), Self.text).map { prefixed, text in prefixed ? "custom-" + text : text }
+        await propertyCheck(count: fuzzExecutions, input: input) { text in
             let digits = text.dropFirst(7)
-            let valid = (1...20).contains(digits.utf8.count) && digits.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
+            let valid = text.hasPrefix("custom-") && (1...20).contains(digits.utf8.count)
+                && digits.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
             do {
                 _ = try CollectionID(validating: text)
                 #expect(valid, "accepted \(text.debugDescription)")
