@@ -7,8 +7,9 @@ import Foundation
 //   EnqueueBatch1000         1,000 removes in one call (B2's path)
 //   EnqueueClaimComplete400  queue 400, claim them, commit 4 answers of 100 (a flush round, no network)
 //   PullMerge5000            merge of a full collection (first pull, then unchanged re-pulls) (B7)
-//   Status100k               status with 100,000 queued ops (B6's query side) Malloc counts are deterministic and make the tightest
-// thresholds; times are checked loosely (shared 2-core machines drift).
+//   Status100k               status with 100,000 queued ops (B6's query side)
+// Malloc counts are deterministic and make the tightest thresholds; times are checked loosely
+// (shared 2-core machines drift).
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -24,31 +25,29 @@ let benchmarks: @Sendable () -> Void = {
     let collection = try! CollectionID(validating: "custom-1")
     func tweet(_ n: Int) -> TweetID { TweetID(UInt64(100_000_000 + n))! }
 
-    Benchmark("EnqueueOne") { benchmark, store in
-        var next = 0
-        for _ in benchmark.scaledIterations {
-            next += 1
-            try await store.remove([tweet(next)], from: collection)
-        }
-    } setup: {
-        try await SyncStore.open(at: Scratch.path("enqueue-one"))
+    /// The `size` tweets of this iteration's `round`, new to the store: the closure runs once per
+    /// iteration, so a counter kept inside it would start over and re-queue (coalesce) old keys.
+    func freshTweets(_ benchmark: Benchmark, round: Int, size: Int) -> [TweetID] {
+        let first = (benchmark.currentIteration * benchmark.scaledIterations.count + round) * size
+        return (first..<first + size).map(tweet)
     }
 
-    Benchmark("EnqueueBatch1000") { benchmark, store in
-        var next = 0
-        for _ in benchmark.scaledIterations {
-            next += 1_000
-            try await store.remove((next..<next + 1_000).map(tweet), from: collection)
+    /// `size` fresh removes per call (B1's path with 1, B2's with many).
+    func enqueue(_ name: String, size: Int) {
+        Benchmark(name) { benchmark, store in
+            for round in benchmark.scaledIterations {
+                try await store.remove(freshTweets(benchmark, round: round, size: size), from: collection)
+            }
+        } setup: {
+            try await SyncStore.open(at: Scratch.path(name))
         }
-    } setup: {
-        try await SyncStore.open(at: Scratch.path("enqueue-batch"))
     }
+    enqueue("EnqueueOne", size: 1)
+    enqueue("EnqueueBatch1000", size: 1_000)
 
     Benchmark("EnqueueClaimComplete400") { benchmark, store in
-        var next = 0
-        for _ in benchmark.scaledIterations {
-            next += 400
-            try await store.remove((next..<next + 400).map(tweet), from: collection)
+        for round in benchmark.scaledIterations {
+            try await store.remove(freshTweets(benchmark, round: round, size: 400), from: collection)
             guard case .acquired(let lease) = try await store.acquireFlusherLease() else { fatalError("lease held") }
             let ops = try await store.claimDueOps(lease: lease, limit: 400)
             precondition(ops.count == 400)
@@ -94,7 +93,6 @@ enum Scratch {
     }()
 
     static func path(_ name: String) -> String {
-        let path = folder + "/\(name)-\(UUID().uuidString).sqlite"
-        return path
+        folder + "/\(name)-\(UUID().uuidString).sqlite"
     }
 }
