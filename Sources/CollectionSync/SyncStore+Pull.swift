@@ -195,5 +195,4 @@ extension WriteTransaction {
         let entries = try presentEntries(collection)
         return PullReport(collection: collection, entries: entries, remoteWrites: remoteWrites, conflicts: conflicts)
     }
-
 }

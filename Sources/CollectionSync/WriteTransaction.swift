@@ -46,15 +46,15 @@ struct WriteTransaction {
 
     /// The first of `count` (at least 1) fresh stamps that follow each other with no gap, so
     /// that SQL can number rows from it: after the first stamp of a transaction the wall time
-    /// is fixed and each stamp is the previous one plus one. With `lastForLog`, the last of
-    /// them is a log line's (that line persists the clock).
-    mutating func tick(count: Int, lastForLog: Bool) throws -> HLC {
+    /// is fixed and each stamp is the previous one plus one. The last of them is a log line's
+    /// (that line persists the clock).
+    mutating func tick(count: Int) throws -> HLC {
         let first = tick()
         for _ in 1..<max(count, 1) { _ = tick() }
         guard clock.last.rawValue - first.rawValue == max(count, 1) - 1 else {  // only at the end of the HLC's range
             throw SyncError(code: .databaseCorrupt, message: "the replica's clock is at the end of its range (\(clock.last))")
         }
-        if lastForLog { lastLogged = clock.last }
+        lastLogged = clock.last
         return first
     }
 
@@ -65,11 +65,11 @@ struct WriteTransaction {
         return hlc
     }
 
-    /// Persists the clock if stamps were issued; called once before commit. When the last stamp
+    /// Persists the clock if stamps were issued (by ``finish()``). When the last stamp
     /// went into a log line written by this transaction, that line already persists it, and the
     /// replica row is left alone: one page fewer to write per edit, a fifth of a small
     /// transaction's cost. (Deleting log lines saves their stamps first: a trigger of 0002.)
-    func saveClock() throws {
+    private func saveClock() throws {
         guard clock != loadedClock, clock.last != lastLogged else { return }
         try db.run("UPDATE replica SET hlc = ? WHERE singleton = 1", .integer(clock.last.rawValue))
     }

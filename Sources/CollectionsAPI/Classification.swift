@@ -25,8 +25,10 @@ public struct RateLimit: Sendable, Hashable {
 
     private static func count(_ text: String) -> Int? {
         // Optional white space around the value is HTTP's (RFC 9110 5.5): spaces and tabs.
-        let trimmed = text.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-        guard let value = Int(String(decoding: Array(trimmed), as: UTF8.self)), value >= 0 else { return nil }
+        var trimmed = Substring(text)
+        while trimmed.first == " " || trimmed.first == "\t" { trimmed.removeFirst() }
+        while trimmed.last == " " || trimmed.last == "\t" { trimmed.removeLast() }
+        guard let value = Int(trimmed), value >= 0 else { return nil }
         return value
     }
 }

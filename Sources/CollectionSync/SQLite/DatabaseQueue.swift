@@ -6,8 +6,9 @@ import Synchronization
 
 /// Owns one SQLite connection and serializes every access to it.
 ///
-/// Every ``write(_:)`` is one `BEGIN IMMEDIATE` transaction: it commits when the body returns
-/// and rolls back when it throws. Every ``read(_:)`` sees one consistent snapshot.
+/// Every ``write(_:)`` runs in a `BEGIN IMMEDIATE` transaction: its changes commit when the body
+/// returns and roll back when it throws (alone, in its savepoint, when it shares a transaction:
+/// see below). Every ``read(_:)`` sees one consistent snapshot.
 ///
 /// A transaction runs on the calling thread when the connection is free and SQLite grants its
 /// lock at once: no thread hop, which is most of the cost of a small write. Otherwise (another
