@@ -106,6 +106,10 @@ struct PullMerge: AsyncParsableCommand {
     @Option var entries = 5000
     @Option(help: "A folder for the databases.") var dir: String
 
+    func validate() throws {
+        guard engine != .raw else { throw ValidationError("--engine is ours or raw-rows (the raw pull keeps no counters)") }
+    }
+
     func run() async throws {
         var configuration = MockConfiguration()
         configuration.capacity = max(configuration.capacity, entries)
@@ -133,7 +137,7 @@ struct PullMerge: AsyncParsableCommand {
                     }
                     return ["pull_ms": seconds(pull) * 1000, "merge_ms": seconds(merge) * 1000]
                 case .raw, .rawRows:
-                    let raw = try RawStore(path: dir + "/raw.sqlite", counters: engine == .raw)
+                    let raw = try RawStore(path: dir + "/raw.sqlite", counters: false)
                     try raw.ensureCollection(collectionID(0))
                     let merge = try clock.measure {
                         try raw.transaction {
