@@ -4,14 +4,6 @@ import Testing
 
 @Suite("Worker seams: the flusher lease, claiming, committing answers")
 struct FlushSeamTests {
-    func acquired(_ result: LeaseAcquisition, sourceLocation: SourceLocation = #_sourceLocation) throws -> FlusherLease {
-        guard case .acquired(let lease) = result else {
-            Issue.record("expected the lease, got \(result)", sourceLocation: sourceLocation)
-            throw SyncError(code: .leaseNotHeld, message: "no lease")
-        }
-        return lease
-    }
-
     @Test("one flusher at a time; a live holder elsewhere is waited out until expiry")
     func leaseExclusiveUntilExpiry() async throws {
         let folder = TemporaryFolder()

@@ -81,9 +81,9 @@ struct StoreTests {
         let folder = TemporaryFolder()
         let path = folder.path("sync.sqlite")
         let next = schemaMigrations.count + 1
-        let broken = schemaMigrations + [SchemaMigration(version: next, name: "000\(next)_broken.sql", sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")]
+        let broken = schemaMigrations + [SchemaMigration(version: next, name: String(format: "%04d_broken.sql", next), sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")]
         let error = #expect(throws: SyncError.self) { try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: broken) }
-        #expect(error?.message.contains("000\(next)_broken.sql") == true)
+        #expect(error?.message.contains(String(format: "%04d_broken.sql", next)) == true)
         #expect(try pragma(path, "user_version") == "0")
         #expect(try snapshot(path).isEmpty, "no table of either migration may remain")
         // The good migrations then apply cleanly.
@@ -108,7 +108,7 @@ struct StoreTests {
         #expect(status.ops == OpCounts(pending: 2, inFlight: 1, failed: 1))
         #expect(status.collections.map(\.entries) == [1, 1])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 1, inFlight: 1), OpCounts(pending: 1, failed: 1)])
-        try await store.remove([TweetID(UInt64(1))!], from: CollectionID(validating: "custom-1"))
+        try await store.remove([tweet(1)], from: c1)
         status = try await store.status()
         #expect(status.collections.map(\.entries) == [0, 1])
         #expect(status.collections[0].ops == OpCounts(pending: 2, inFlight: 1))
@@ -132,7 +132,7 @@ struct StoreTests {
         var status = try await store.status()
         #expect(status.collections.map(\.entries) == [1])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 1)])
-        try await store.add([TweetID(UInt64(3))!], to: CollectionID(validating: "custom-1"))
+        try await store.add([tweet(3)], to: c1)
         status = try await store.status()
         #expect(status.collections.map(\.entries) == [2])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 2)])

@@ -1,5 +1,6 @@
 import CollectionSync
 import Foundation
+import Testing
 @_exported import TestSupport
 import Synchronization
 
@@ -28,3 +29,12 @@ func tweets(_ values: ClosedRange<UInt64>) -> [TweetID] { values.map(tweet) }
 let c1 = try! CollectionID(validating: "custom-1")
 let c2 = try! CollectionID(validating: "custom-2")
 
+
+/// The lease of an acquisition that must have succeeded (an issue and a throw otherwise).
+func acquired(_ result: LeaseAcquisition, sourceLocation: SourceLocation = #_sourceLocation) throws -> FlusherLease {
+    guard case .acquired(let lease) = result else {
+        Issue.record("expected the lease, got \(result)", sourceLocation: sourceLocation)
+        throw SyncError(code: .leaseNotHeld, message: "no lease")
+    }
+    return lease
+}

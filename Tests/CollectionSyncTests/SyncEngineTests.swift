@@ -313,10 +313,7 @@ struct SyncEngineTests {
     @Test("a lease renewed moments ago is trusted without a read; past half its time to live, or another holder's, is not")
     func leaseTrustedWhileFresh() async throws {
         let engine = try await engine(ScriptedTransport { _ in ScriptedTransport.envelope() })
-        let lease = try #require(try await { () async throws -> FlusherLease? in
-            if case .acquired(let lease) = try await engine.store.acquireFlusherLease() { return lease }
-            return nil
-        }())
+        let lease = try acquired(try await engine.store.acquireFlusherLease())
         #expect(!engine.holdsLeaseSurely(lease), "unknown to the engine until it notes it")
         engine.noteLease(lease)
         #expect(engine.holdsLeaseSurely(lease))

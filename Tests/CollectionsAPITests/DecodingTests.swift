@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Decoding and classification of answers")
 struct DecodingTests {
-    @Test("the hand-written curate body is the JSON JSONEncoder would write, escapes included")
+    @Test("the hand-written curate body parses to the value JSONEncoder's does, escapes included")
     func curateBodyMatchesEncoder() throws {
         struct Body: Encodable { let id: String; let changes: [EntryChange] }
         let cases: [(String, [EntryChange])] = [

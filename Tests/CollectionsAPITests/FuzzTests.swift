@@ -8,8 +8,7 @@ import TestSupport
 /// the committed corpus (`Corpus/`) go through every decoder. Nothing may crash or hang, and the
 /// only error is the typed ``CollectionsAPIError`` with code `malformedResponse`.
 ///
-/// `FUZZ_EXECUTIONS` sets the inputs per property (default 2,000); `Benchmarks/reliability` runs
-/// it with 200,000.
+/// `FUZZ_EXECUTIONS` sets the inputs per property (default 2,000; the README's run used 100,000).
 @Suite("Fuzzing: answer decoders and the OAuth header parser")
 struct FuzzTests {
 

@@ -131,7 +131,7 @@ struct ConvergenceTests {
         for replica in replicas { await replica.shutdown() }
     }
 
-    /// The counters `status` reads (kept by triggers) equal a count of the rows themselves.
+    /// The counters `status` reads (kept on log lines and folded, 0003) equal a count of the rows themselves.
     static func expectCountersMatch(_ store: SyncStore, _ collection: CollectionID, after steps: [Step]) async throws {
         let ops = try await store.outbox(.all)
         let counted = OpCounts(pending: ops.count { $0.state == .pending }, inFlight: ops.count { $0.state == .inFlight },

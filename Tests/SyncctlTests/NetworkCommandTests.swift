@@ -215,6 +215,12 @@ struct NetworkCommandTests {
                 kill(process.processIdentifier, SIGTERM)
                 process.waitUntilExit()
             }
+            // What keeps secrets out of argv: no option takes one (such flags are refused, 64).
+            for flag in ["--consumer-key", "--consumer-secret", "--access-token", "--access-token-secret", "--token", "--password"] {
+                let refused = try run(["flush", flag, "x", "--db", db], environment(server))
+                #expect(refused.status == 64, "syncctl flush \(flag) must be refused: \(refused)")
+                outputs += [refused.stdout, refused.stderr]
+            }
             let database = try Data(contentsOf: URL(fileURLWithPath: db)) + ((try? Data(contentsOf: URL(fileURLWithPath: db + "-wal"))) ?? Data())
             let text = outputs.joined(separator: "\n") + String(decoding: database, as: UTF8.self)
             for secret in [mock.consumerSecret, mock.accessTokenSecret, mock.accessToken, mock.consumerKey] {
