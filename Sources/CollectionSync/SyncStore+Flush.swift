@@ -142,7 +142,7 @@ extension SyncStore {
     /// never claimed while an older op of its key is pending or in flight.
     public func claimDueOps(lease: FlusherLease, limit: Int) async throws -> [Op] {
         guard limit > 0 else { return [] }
-        return try await write { tx in
+        return try await write(onQueue: true) { tx in
             try tx.requireLease(lease)
             // The due ops in id order (the scan stops after `limit`), then one update marks them
             // (cheaper than an UPDATE … RETURNING, which buffers every row it returns).
@@ -173,7 +173,7 @@ extension SyncStore {
     /// the lease expired) are ignored: their replay reconciles. Returns how many were committed.
     @discardableResult
     public func complete(_ results: [OpResult], lease: FlusherLease) async throws -> Int {
-        try await write { tx in
+        try await write(onQueue: true) { tx in
             try tx.complete(results, holder: lease.holder)
         }
     }

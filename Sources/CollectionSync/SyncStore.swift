@@ -248,10 +248,11 @@ public final class SyncStore: Sendable {
 
     /// Runs `body` in one write transaction with the replica's clock loaded; the clock is saved
     /// with the transaction, so stamps stay strictly increasing across processes and restarts.
-    func write<T: Sendable>(_ body: @escaping @Sendable (inout WriteTransaction) throws -> T) async throws -> T {
+    /// `onQueue`: a long write, kept off the concurrency pool (``DatabaseQueue/write(onQueue:_:)``).
+    func write<T: Sendable>(onQueue: Bool = false, _ body: @escaping @Sendable (inout WriteTransaction) throws -> T) async throws -> T {
         let wallClock = self.wallClock
         let replicaID = self.replicaID
-        return try await database.write { db in
+        return try await database.write(onQueue: onQueue) { db in
             var tx = try WriteTransaction(db: db, replicaID: replicaID, wallMillis: wallClock.nowMillis())
             let result = try body(&tx)
             try tx.finish()
