@@ -66,7 +66,7 @@ extension SyncStore {
     /// Call it only when every page has arrived: a pull that fails before changes nothing.
     @discardableResult
     public func mergePull(_ start: PullStart, entries remote: [RemoteEntry], metadata: CollectionMetadata?) async throws -> PullReport {
-        try await write { tx in try tx.mergePull(start, remote, metadata) }
+        try await write(onQueue: true) { tx in try tx.mergePull(start, remote, metadata) }
     }
 }
 

@@ -89,13 +89,17 @@ public final class SyncStore: Sendable {
         try await enqueue(.add, tweets, collection)
     }
 
+    /// Edits from which a call is a long write, run off the concurrency pool (about 10 µs each:
+    /// 64 take over half a millisecond). Fewer keep the fast path: one edit is B1's case.
+    static let longEnqueue = 64
+
     private func enqueue(_ kind: OpKind, _ tweets: [TweetID], _ collection: CollectionID) async throws -> [QueuedOp] {
         var seen = Set<TweetID>(minimumCapacity: tweets.count)
         let unique = tweets.filter { seen.insert($0).inserted }
         guard !unique.isEmpty else { return [] }
         // Collections are never deleted: once this store has seen one, it skips the insert.
         let known = knownCollections.withLock { $0.contains(collection) }
-        let queued = try await write { tx in
+        let queued = try await write(onQueue: unique.count >= Self.longEnqueue) { tx in
             if !known { try tx.ensureCollection(collection) }
             return try unique.map { try tx.enqueue(kind, collection, $0) }
         }
