@@ -99,8 +99,7 @@ extension SyncStore {
                 for collection in try tx.db.query(
                     "UPDATE ops SET state = 'pending', claimed_by = NULL WHERE state = 'in_flight' RETURNING collection_id",
                     row: { CollectionID(trusted: $0.string(0)) }) {
-                    tx.count(collection, .inFlight, -1)
-                    tx.count(collection, .pending, 1)
+                    tx.count(collection, from: .inFlight, to: .pending)
                 }
             }
             return .acquired(FlusherLease(holder: token, expiresAt: Date(millis: now + ttlMillis)))
@@ -160,10 +159,7 @@ extension SyncStore {
                 WHERE id IN (SELECT value FROM json_each(?1))
                 """, .text(WriteTransaction.jsonArray(due.map { String($0.id.rawValue) })), .text(lease.holder))
             let claimed = due.map { $0.claimed() }
-            for op in claimed {
-                tx.count(op.collection, .pending, -1)
-                tx.count(op.collection, .inFlight, 1)
-            }
+            for op in claimed { tx.count(op.collection, from: .pending, to: .inFlight) }
             return claimed
         }
     }
@@ -287,22 +283,19 @@ extension WriteTransaction {
         case .failed(let reason):
             try db.run("UPDATE ops SET state = 'failed', next_attempt_at = NULL, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .text(reason), id)
-            count(op.collection, .inFlight, -1)
-            count(op.collection, .failed, 1)
+            count(op.collection, from: .inFlight, to: .failed)
             try log(.failed, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
             try refreshView(op.collection, op.tweet)
         case .retry(let at, let error):
             try db.run("UPDATE ops SET state = 'pending', next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
                        .integer(at.millis), .text(error), id)
-            count(op.collection, .inFlight, -1)
-            count(op.collection, .pending, 1)
+            count(op.collection, from: .inFlight, to: .pending)
         case .release(let error, let until):
             try db.run("""
                 UPDATE ops SET state = 'pending', attempts = max(attempts - 1, 0), next_attempt_at = ?, last_error = ?, claimed_by = NULL
                 WHERE id = ?
                 """, .int(until?.millis), .text(error), id)
-            count(op.collection, .inFlight, -1)
-            count(op.collection, .pending, 1)
+            count(op.collection, from: .inFlight, to: .pending)
         }
         return true
     }

@@ -99,7 +99,7 @@ struct WriteTransaction {
         try saveClock()
     }
 
-    /// Notes log lines written by a statement of this transaction's own, up to `id`.
+    /// Notes log lines written by this transaction, up to `id`.
     mutating func noteLogLines(through id: Int64) {
         lastLogID = max(lastLogID ?? 0, id)
     }
@@ -112,6 +112,12 @@ struct WriteTransaction {
         case .failed: unlogged[collection, default: CounterChange()].failed += change
         case nil: break
         }
+    }
+
+    /// Counts an op of `collection` that went from state `old` to `new`.
+    mutating func count(_ collection: CollectionID, from old: OpState, to new: OpState) {
+        count(collection, old, -1)
+        count(collection, new, 1)
     }
 
     /// Counts a key of `collection` whose local view went from `old` to `new` (present or not).
@@ -188,7 +194,7 @@ struct WriteTransaction {
             .text(event.rawValue), .int(op?.rawValue), .string(winner?.rawValue),
             .int(localHLC?.rawValue), .int(remoteHLC?.rawValue), .text(detail),
             carried(change.pending), carried(change.inFlight), carried(change.failed), carried(change.present))
-        lastLogID = db.lastInsertRowID
+        noteLogLines(through: db.lastInsertRowID)
     }
 
     /// Sets the key's local view from the intent of its newest pending or in-flight op, else
@@ -247,8 +253,7 @@ struct WriteTransaction {
             return
         }
         try db.run("UPDATE ops SET state = 'pending', next_attempt_at = NULL WHERE id = ?", .integer(id.rawValue))
-        count(op.collection, .failed, -1)
-        count(op.collection, .pending, 1)
+        count(op.collection, from: .failed, to: .pending)
         try log(.retried, op.collection, op.tweet, op: id, localHLC: op.hlc, detail: "\(op.kind.rawValue) back to pending")
         try refreshView(op.collection, op.tweet)
     }
