@@ -94,16 +94,13 @@ struct StoreTests {
     @Test("0002 counts what a 0001 database already holds, and the engine keeps counting")
     func countersMigration() async throws {
         let folder = TemporaryFolder()
-        let path = folder.path("sync.sqlite")
-        _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(1)))
-        try execute(path, """
+        let store = try await Self.openMigrated(folder, from: 1, holding: """
             INSERT INTO collections (id, created_at) VALUES ('custom-1', 0), ('custom-2', 0);
             INSERT INTO entries (collection_id, tweet_id, present) VALUES ('custom-1', '1', 1), ('custom-1', '2', 0), ('custom-2', '3', 1);
             INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES
                 ('custom-1', '2', 'remove', 'pending', 1, 0), ('custom-1', '4', 'remove', 'in_flight', 2, 0),
                 ('custom-2', '5', 'add', 'failed', 3, 0), ('custom-2', '6', 'add', 'pending', 4, 0);
             """)
-        let store = try await SyncStore.open(at: path)
         var status = try await store.status()
         #expect(status.ops == OpCounts(pending: 2, inFlight: 1, failed: 1))
         #expect(status.collections.map(\.entries) == [1, 1])
@@ -117,9 +114,7 @@ struct StoreTests {
     @Test("0003 starts folding after the lines a 0002 database already holds; counts are unchanged")
     func counterChangesMigration() async throws {
         let folder = TemporaryFolder()
-        let path = folder.path("sync.sqlite")
-        _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(2)))
-        try execute(path, """
+        let store = try await Self.openMigrated(folder, from: 2, holding: """
             INSERT INTO replica (singleton, replica_id, hlc, created_at) VALUES (1, 'r', 9, 0);
             INSERT INTO collections (id, created_at, ops_pending, entries_present) VALUES ('custom-1', 0, 1, 1);
             INSERT INTO entries (collection_id, tweet_id, present) VALUES ('custom-1', '1', 1), ('custom-1', '2', 0);
@@ -127,8 +122,7 @@ struct StoreTests {
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail) VALUES
                 (7, 'r', 'custom-1', '1', 'local_write', NULL, 'add'), (8, 'r', 'custom-1', '2', 'local_write', 1, 'remove');
             """)
-        let store = try await SyncStore.open(at: path)
-        #expect(try rows(path, "SELECT counted_log_id FROM replica") == [["2"]])
+        #expect(try rows(store.path, "SELECT counted_log_id FROM replica") == [["2"]])
         var status = try await store.status()
         #expect(status.collections.map(\.entries) == [1])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 1)])
@@ -136,7 +130,16 @@ struct StoreTests {
         status = try await store.status()
         #expect(status.collections.map(\.entries) == [2])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 2)])
-        #expect(try rows(path, "SELECT pending_change, present_change FROM log WHERE id = 3") == [["1", "1"]], "the new line carries them")
+        #expect(try rows(store.path, "SELECT pending_change, present_change FROM log WHERE id = 3") == [["1", "1"]], "the new line carries them")
+    }
+
+    /// A store opened (and so migrated to the latest schema) on a database that was at schema
+    /// `version` and held the rows `sql` inserts.
+    private static func openMigrated(_ folder: TemporaryFolder, from version: Int, holding sql: String) async throws -> SyncStore {
+        let path = folder.path("sync.sqlite")
+        _ = try DatabaseQueue(path: path, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(version)))
+        try execute(path, sql)
+        return try await SyncStore.open(at: path)
     }
 
     @Test("every Schema/*.sql file is embedded, numbered in order")
