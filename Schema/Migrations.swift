@@ -20,4 +20,6 @@ public let schemaMigrations: [SchemaMigration] = [
     SchemaMigration(version: 2, name: "0002_counters.sql", sql: String(decoding: PackageResources._002_counters_sql, as: UTF8.self)),
     SchemaMigration(version: 3, name: "0003_counter_changes.sql",
                     sql: String(decoding: PackageResources._003_counter_changes_sql, as: UTF8.self)),
+    SchemaMigration(version: 4, name: "0004_counters_of_their_own.sql",
+                    sql: String(decoding: PackageResources._004_counters_of_their_own_sql, as: UTF8.self)),
 ]

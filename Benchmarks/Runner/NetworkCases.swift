@@ -75,9 +75,10 @@ struct NaiveReplay: AsyncParsableCommand {
     @Option(help: "Replay only this many ops (the rate is flat).") var count: Int?
 
     func run() async throws {
-        var work: [(String, String)] = []
+        var work: [(CollectionID, TweetID)] = []
         for c in 0..<collections {
-            for tweet in tweetIDs(collection: c, count: perCollection) { work.append((collectionID(c), tweet)) }
+            let collection = try CollectionID(validating: collectionID(c))
+            for tweet in tweetIDs(collection: c, count: perCollection) { work.append((collection, try TweetID(validating: tweet))) }
         }
         if let count { work = Array(work.prefix(count)) }
         let figures = try await AsyncHTTPClientTransport.withTransport { transport in
@@ -118,7 +119,7 @@ struct PullMerge: AsyncParsableCommand {
             try server.seed([MockCollection(id: collectionID(0), name: "bench", tweetIDs: tweetIDs(collection: 0, count: entries))])
             return try await AsyncHTTPClientTransport.withTransport { transport in
                 let client = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials, transport: transport)
-                let fetched = try await client.allEntries(of: collectionID(0)).entries
+                let fetched = try await allEntries(of: try CollectionID(validating: collectionID(0)), client)
                 guard fetched.count == entries else { throw RawError("fetched \(fetched.count) of \(entries) entries") }
                 let clock = ContinuousClock()
                 switch engine {
@@ -127,9 +128,7 @@ struct PullMerge: AsyncParsableCommand {
                     let pullStore = try await SyncStore.open(at: dir + "/pull.sqlite")
                     let engine = try SyncEngine(store: pullStore, client: client)
                     let pull = try await clock.measure { _ = try await engine.pull(collection) }
-                    let remote = try fetched.map {
-                        RemoteEntry(tweet: try TweetID(validating: $0.tweetID), sortIndex: $0.sortIndex, featureContext: $0.featureContext)
-                    }
+                    let remote = fetched.map { RemoteEntry(tweet: $0.tweet, sortIndex: $0.sortIndex, featureContext: $0.featureContext) }
                     let store = try await SyncStore.open(at: dir + "/merge.sqlite")
                     let merge = try await clock.measure {
                         let start = try await store.beginPull(of: collection)
@@ -150,4 +149,19 @@ struct PullMerge: AsyncParsableCommand {
         }
         try report(figures)
     }
+}
+
+/// Every entry of a collection, page by page (as a pull fetches them), for the merge-alone case.
+func allEntries(of collection: CollectionID, _ client: CollectionsClient) async throws -> [EntriesPage.Entry] {
+    var seen = Set<TweetID>()
+    var entries: [EntriesPage.Entry] = []
+    var maxPosition: String?
+    while true {
+        let page = try await client.entries(of: collection, maxPosition: maxPosition)
+        let before = entries.count
+        for entry in page.entries where seen.insert(entry.tweet).inserted { entries.append(entry) }
+        guard page.position.wasTruncated, entries.count > before, let next = page.position.minPosition, next != maxPosition else { break }
+        maxPosition = next
+    }
+    return entries
 }

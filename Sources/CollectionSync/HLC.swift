@@ -56,20 +56,3 @@ public struct HybridLogicalClock: Sendable, Hashable {
         stamp.rawValue == .max ? .max : stamp.rawValue + 1
     }
 }
-
-/// A source of wall-clock time in Unix epoch milliseconds. Inject a fixed or scripted one in tests.
-public struct WallClock: Sendable {
-    private let read: @Sendable () -> Int64
-
-    public init(_ read: @escaping @Sendable () -> Int64) { self.read = read }
-
-    /// Now, in Unix epoch milliseconds.
-    public func nowMillis() -> Int64 { read() }
-
-    /// The system's real-time clock.
-    public static let system = WallClock {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
-    }
-}

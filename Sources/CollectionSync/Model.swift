@@ -1,3 +1,4 @@
+import CollectionsAPI
 import Foundation
 
 /// What an op asks the server to do with a key.
@@ -154,9 +155,4 @@ public enum OutboxFilter: Sendable, Hashable {
     case failed
     /// Every op.
     case all
-}
-
-extension Date {
-    init(millis: Int64) { self.init(timeIntervalSince1970: Double(millis) / 1000) }
-    var millis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
 }

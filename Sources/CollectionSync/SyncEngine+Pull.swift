@@ -5,31 +5,49 @@ extension SyncEngine {
     /// Pulls a collection: pages through all its entries and, only when every page has arrived,
     /// merges them (last-writer-wins) in one transaction. A failed pull changes nothing.
     ///
-    /// - Throws: ``CollectionsAPIError`` for the API's failures (a 404 with code 34 is an unknown
-    ///   collection when ``SyncStore/hasAnsweredSuccessfully(apiBase:)``, otherwise probably a
-    ///   wrong base URL), ``SyncError`` for the database's.
+    /// Its answers are read by the flush's rules (``AnswerPolicy``): a clock-skew answer is
+    /// retried once with the server's clock, and a 404 means a missing collection only when this
+    /// base URL has answered before and `collections/show` confirms it.
+    ///
+    /// - Parameter timeLimit: how long the pull may take, on the engine's clock.
+    /// - Throws: ``CollectionsAPIError``: ``CollectionsAPIError/Code/notFound`` for a collection
+    ///   the API confirms is gone, ``CollectionsAPIError/Code/configuration`` for a base URL that
+    ///   does not serve the API, the answer's own error otherwise; ``SyncError`` for the database.
     @discardableResult
-    public func pull(_ collection: CollectionID, deadline: ContinuousClock.Instant? = nil) async throws -> PullReport {
+    public func pull(_ collection: CollectionID, timeLimit: Duration? = nil) async throws -> PullReport {
+        let stopwatch = Stopwatch(configuration.clock)
+        func remaining() -> Duration? { timeLimit.map { $0 - stopwatch.elapsed } }
         client.clockOffset = try await store.clockOffset(apiBase: apiBase)
         let start = try await store.beginPull(of: collection)
-        let fetched: (entries: [EntriesPage.Entry], timeline: Timeline?)
-        do {
-            fetched = try await client.allEntries(of: collection.rawValue, deadline: deadline)
-        } catch let error as CollectionsAPIError where error.code == .clockSkew && error.serverDate != nil {
-            let offset = client.clockOffset(serverDate: error.serverDate!)
-            client.clockOffset = offset
-            try await store.recordClockOffset(offset, apiBase: apiBase)
-            fetched = try await client.allEntries(of: collection.rawValue, deadline: deadline)
+        var skewRetried = false
+        var fetched: (entries: [EntriesPage.Entry], timeline: Timeline?)
+        while true {
+            do {
+                fetched = try await pages(of: collection, remaining)
+                break
+            } catch let error as CollectionsAPIError {
+                let context = AnswerPolicy.Context(skewRetried: skewRetried,
+                                                   answeredBefore: try await store.hasAnsweredSuccessfully(apiBase: apiBase),
+                                                   pastDeadline: remaining().map { $0 <= .zero } ?? false,
+                                                   apiBase: apiBase, collection: collection)
+                switch AnswerPolicy.failure(error, context) {
+                case .correctClock(let serverDate):
+                    let offset = AnswerPolicy.clockOffset(serverDate: serverDate, now: store.wallClock.nowMillis())
+                    client.clockOffset = offset
+                    try await store.recordClockOffset(offset, apiBase: apiBase)
+                    logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
+                    skewRetried = true
+                case .confirmMissing:
+                    throw try await confirmMissing(collection, context, after: error, timeout: remaining())
+                case .stop(.configuration(let why)) where error.code == .notFound:
+                    throw CollectionsAPIError(code: .configuration, message: why, httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
+                default:
+                    throw error
+                }
+            }
         }
         try await store.recordAPISuccess(apiBase: apiBase)
-        let remote = try fetched.entries.map { entry in
-            guard let tweet = try? TweetID(validating: entry.tweetID),
-                  !entry.sortIndex.isEmpty, entry.sortIndex.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                throw CollectionsAPIError(code: .malformedResponse,
-                                          message: "collections/entries: an entry has a malformed tweet id or sort_index")
-            }
-            return RemoteEntry(tweet: tweet, sortIndex: entry.sortIndex, featureContext: entry.featureContext)
-        }
+        let remote = fetched.entries.map { RemoteEntry(tweet: $0.tweet, sortIndex: $0.sortIndex, featureContext: $0.featureContext) }
         let metadata = fetched.timeline.map {
             CollectionMetadata(name: $0.name, description: $0.description, url: $0.url, userID: $0.userID,
                                collectionURL: $0.collectionURL, timelineOrder: $0.timelineOrder)
@@ -41,50 +59,91 @@ extension SyncEngine {
         return report
     }
 
+    /// Every entry of a collection, paging back with `max_position` = the previous page's
+    /// `min_position`, de-duplicated by tweet id; stops when `was_truncated` is false or a page
+    /// adds nothing new. Returns the entries newest first and the timeline object, if sent.
+    private func pages(of collection: CollectionID, _ remaining: () -> Duration?) async throws
+        -> (entries: [EntriesPage.Entry], timeline: Timeline?) {
+        var seen = Set<TweetID>()
+        var entries: [EntriesPage.Entry] = []
+        var timeline: Timeline?
+        var maxPosition: String?
+        while true {
+            let page = try await client.entries(of: collection, count: 200, maxPosition: maxPosition, timeout: remaining())
+            timeline = timeline ?? page.timeline
+            var added = 0
+            for entry in page.entries where seen.insert(entry.tweet).inserted {
+                entries.append(entry)
+                added += 1
+            }
+            guard page.position.wasTruncated, added > 0, let next = page.position.minPosition, next != maxPosition else { break }
+            maxPosition = next
+        }
+        return (entries, timeline)
+    }
+
+    /// The error a pull throws after a 404 / 34, once `collections/show` has said what it means.
+    private func confirmMissing(_ collection: CollectionID, _ context: AnswerPolicy.Context, after error: CollectionsAPIError,
+                                timeout: Duration?) async throws -> CollectionsAPIError {
+        var shown: CollectionsAPIError?
+        do {
+            _ = try await client.show(collection, timeout: timeout)
+        } catch let show as CollectionsAPIError {
+            shown = show
+        }
+        switch AnswerPolicy.confirmation(shown, context) {
+        case .fail:
+            return CollectionsAPIError(code: .notFound, message: "no collection \(collection) at \(apiBase)",
+                                       httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
+        case .stop(.configuration(let why)):
+            return CollectionsAPIError(code: .configuration, message: why, httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
+        default:
+            return shown ?? error
+        }
+    }
+
     /// The watch loop: holds the flusher lease and flushes whenever ops are due (new edits from
     /// any process, or backoff and rate-limit waits that ended), checking every
     /// ``Configuration/watchInterval``. Ends when its task is cancelled, releasing the lease.
     /// While another flusher holds the lease it waits.
     public func run() async throws {
         var lease: FlusherLease?
-        defer {
-            if let held = lease {
-                // Release even though the task is cancelled: the store does not observe cancellation.
-                let store = self.store
-                Task { try? await store.releaseFlusherLease(held) }
-            }
-        }
-        while !Task.isCancelled {
-            do {
+        do {
+            while !Task.isCancelled {
                 if lease == nil, case .acquired(let acquired) = try await store.acquireFlusherLease(ttl: configuration.leaseTTL) {
-                    lease = acquired
+                    lease = noteLease(acquired)
                 }
-                var pause = configuration.watchInterval
-                if let held = lease {
-                    let report = try await drain(lease: held, options: FlushOptions())
-                    emit(.stopped(report))
-                    switch report.stopReason {
-                    case .authentication, .configuration:
-                        // Nothing will change by itself soon: do not hammer the API.
-                        pause = max(pause, .seconds(60))
-                    default:
-                        break
+                guard let held = lease else {
+                    try await configuration.clock.sleep(for: configuration.watchInterval)
+                    continue
+                }
+                do {
+                    // The heartbeat keeps the lease while this holder flushes and sleeps.
+                    try await withHeartbeat(held) {
+                        while !Task.isCancelled {
+                            let report = try await drain(lease: held, options: FlushOptions(), stopwatch: Stopwatch(configuration.clock))
+                            emit(.stopped(report))
+                            var pause = configuration.watchInterval
+                            if case .authentication = report.stopReason { pause = max(pause, .seconds(60)) }
+                            if case .configuration = report.stopReason { pause = max(pause, .seconds(60)) }  // nothing changes by itself soon
+                            try await configuration.clock.sleep(for: pause)
+                        }
                     }
+                } catch let error as SyncError where error.code == .leaseNotHeld {
+                    lease = nil
+                } catch let error as SyncError where error.isRetryable {
+                    // The database was locked past the timeout by another process: try again later.
+                    logger.warning("watch: database busy, retrying", metadata: ["error": "\(error)"])
+                    try await configuration.clock.sleep(for: configuration.watchInterval)
                 }
-                try await configuration.sleepClock.sleep(for: pause)
-            } catch let error as SyncError where error.code == .leaseNotHeld {
-                lease = nil
-            } catch let error as SyncError where error.isRetryable {
-                // The database was locked past the timeout by another process: try again later.
-                logger.warning("watch: database busy, retrying", metadata: ["error": "\(error)"])
-                do { try await configuration.sleepClock.sleep(for: configuration.watchInterval) } catch { break }
-            } catch is CancellationError {
-                break
             }
+        } catch is CancellationError {
+            // Cancelled while sleeping: the end of the loop.
+        } catch {
+            if let held = lease { try? await store.releaseFlusherLease(held) }
+            throw error
         }
-        if let held = lease {
-            lease = nil
-            try await store.releaseFlusherLease(held)
-        }
+        // The store does not observe cancellation: the lease is released even now.
+        if let held = lease { try await store.releaseFlusherLease(held) }
     }
 }

@@ -1,10 +1,11 @@
+import CollectionsAPI
 import Foundation
 import Synchronization
 
 /// Progress of the engine, for embedding applications (``SyncEngine/events()``).
 public enum SyncEvent: Sendable, Hashable {
     /// A request left with these ops.
-    case requestSent(endpoint: String, ops: Int)
+    case requestSent(endpoint: Endpoint, ops: Int)
     /// The server applied an op.
     case applied(Op)
     /// The server already had the op's intent (`not_found` on a remove, `duplicate` on an add).
@@ -14,7 +15,7 @@ public enum SyncEvent: Sendable, Hashable {
     /// Ops go back to pending until `at` after a transient failure.
     case retryScheduled(ops: Int, at: Date, error: String)
     /// Nothing is sent to `endpoint` before `until`.
-    case waitingForRateLimit(endpoint: String, until: Date)
+    case waitingForRateLimit(endpoint: Endpoint, until: Date)
     /// A flush ended.
     case stopped(FlushReport)
     /// A pull merged.

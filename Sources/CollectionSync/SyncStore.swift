@@ -1,3 +1,4 @@
+import CollectionsAPI
 import Foundation
 import Logging
 import Synchronization
@@ -56,7 +57,7 @@ public final class SyncStore: Sendable {
         let database = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<DatabaseQueue, any Error>) in
             // Opening may wait for another process's lock: keep it off the concurrency pool.
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try DatabaseQueue(path: path, busyTimeoutMillis: Int32(millis)) })
+                continuation.resume(with: Result { try DatabaseQueue(path: path, busyTimeoutMillis: Int32(millis), wallClock: wallClock) })
             }
         }
         let replicaID = try await database.write { db in
@@ -144,8 +145,7 @@ public final class SyncStore: Sendable {
                 guard op.state != .inFlight else {
                     throw SyncError(code: .opInFlight, message: "op \(op.id) is in flight: it can be discarded once its answer is in")
                 }
-                try tx.db.run("DELETE FROM ops WHERE id = ?", .integer(op.id.rawValue))
-                tx.count(op.collection, op.state, -1)
+                try tx.move(.ids([op.id]), from: [op.state], to: .gone)
                 try tx.log(.discarded, op.collection, op.tweet, op: op.id, localHLC: op.hlc,
                            detail: "\(op.kind.rawValue) discarded by the user")
                 try tx.refreshView(op.collection, op.tweet)
@@ -210,11 +210,10 @@ public final class SyncStore: Sendable {
     public func status() async throws -> SyncStatus {
         let now = wallClock.nowMillis()
         return try await database.read { db in
-            // Counts come from the per-collection counters of 0002_counters.sql and the changes
-            // on the log lines not yet folded into them (0003, WriteTransaction.finish): a few
-            // rows and at most about a thousand lines, however long the queue.
+            // Counts come from the per-collection counters (0002, 0004), exact after every
+            // commit: a few rows, however long the queue.
             let collections = try db.query("""
-                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collection_counts ORDER BY id
+                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collections ORDER BY id
                 """) { row in
                 CollectionStatus(
                     id: CollectionID(trusted: row.string(0)),

@@ -1,5 +1,10 @@
+import CollectionsAPI
+
 /// One open write transaction with the replica's clock: the building blocks every write of the
-/// store is made of. Only exists inside ``SyncStore/write(_:)``.
+/// store is made of. Only exists inside ``SyncStore/write(onQueue:_:)``.
+///
+/// Ops change state only through ``insertOp(_:_:_:hlc:)`` and ``move(_:from:heldBy:to:)``
+/// (OpTransitions.swift), which keep the per-collection counters that `status` reads exact.
 struct WriteTransaction {
     let db: Connection
     let replicaID: String
@@ -9,16 +14,9 @@ struct WriteTransaction {
     private let loadedClock: HybridLogicalClock
     /// The stamp of the newest log line this transaction wrote: that line persists the clock.
     private var lastLogged: HLC?
-    /// Changes to the per-collection counters that `status` reads (0002) not yet written down.
-    /// The next log line of their collection carries them (0003); what no line carries is added
-    /// to `collections` when the transaction ends, one update per collection.
-    private var unlogged: [CollectionID: CounterChange] = [:]
-    /// Log lines up to this id are folded into `collections` (0003).
-    private let countedLogID: Int64
-    /// The id of the newest log line this transaction wrote.
-    private var lastLogID: Int64?
-    /// Unfolded log lines that make a transaction fold them (status sums at most about this many).
-    static let foldEvery: Int64 = 1024
+    /// Changes to the per-collection counters of `collections` (0002) that this transaction made,
+    /// written once per collection when it ends (``finish()``).
+    var counterChanges: [CollectionID: CounterChange] = [:]
 
     struct CounterChange: Equatable {
         var pending = 0, inFlight = 0, failed = 0, present = 0
@@ -31,14 +29,13 @@ struct WriteTransaction {
         // The last stamp issued is the newest of the saved clock and the newest log line (every
         // log line is stamped with this replica's clock, in id order): see saveClock().
         let read = try db.queryFirst("""
-            SELECT max(hlc, coalesce((SELECT hlc FROM log ORDER BY id DESC LIMIT 1), 0)), counted_log_id FROM replica WHERE singleton = 1
-            """) { ($0.int64(0), $0.int64(1)) }
-        guard let (last, counted) = read else {
+            SELECT max(hlc, coalesce((SELECT hlc FROM log ORDER BY id DESC LIMIT 1), 0)) FROM replica WHERE singleton = 1
+            """) { $0.int64(0) }
+        guard let last = read else {
             throw SyncError(code: .databaseCorrupt, message: "the replica row is missing from the database")
         }
         clock = HybridLogicalClock(last: HLC(rawValue: last))
         loadedClock = clock
-        countedLogID = counted
     }
 
     /// A fresh stamp, greater than every stamp this database has issued.
@@ -74,10 +71,10 @@ struct WriteTransaction {
         try db.run("UPDATE replica SET hlc = ? WHERE singleton = 1", .integer(clock.last.rawValue))
     }
 
-    /// Ends the transaction's work: the counter changes no log line carries, a fold of the log
-    /// lines' changes when enough are waiting, then the clock. Called once before commit.
+    /// Ends the transaction's work: the counter changes, one update per collection, then the
+    /// clock. Called once before commit.
     func finish() throws {
-        for (collection, change) in unlogged where change != CounterChange() {
+        for (collection, change) in counterChanges where change != CounterChange() {
             try db.run("""
                 UPDATE collections SET ops_pending = ops_pending + ?1, ops_in_flight = ops_in_flight + ?2,
                     ops_failed = ops_failed + ?3, entries_present = entries_present + ?4
@@ -85,50 +82,18 @@ struct WriteTransaction {
                 """, .integer(Int64(change.pending)), .integer(Int64(change.inFlight)), .integer(Int64(change.failed)),
                 .integer(Int64(change.present)), .text(collection.rawValue))
         }
-        if let lastLogID, lastLogID - countedLogID >= Self.foldEvery {
-            try db.run("""
-                UPDATE collections SET ops_pending = ops_pending + u.pending, ops_in_flight = ops_in_flight + u.in_flight,
-                    ops_failed = ops_failed + u.failed, entries_present = entries_present + u.present
-                FROM (SELECT collection_id, coalesce(sum(pending_change), 0) AS pending, coalesce(sum(in_flight_change), 0) AS in_flight,
-                             coalesce(sum(failed_change), 0) AS failed, coalesce(sum(present_change), 0) AS present
-                      FROM log WHERE id > ?1 AND id <= ?2 GROUP BY collection_id) u
-                WHERE collections.id = u.collection_id
-                """, .integer(countedLogID), .integer(lastLogID))
-            try db.run("UPDATE replica SET counted_log_id = ? WHERE singleton = 1", .integer(lastLogID))
-        }
         try saveClock()
-    }
-
-    /// Notes log lines written by this transaction, up to `id`.
-    mutating func noteLogLines(through id: Int64) {
-        lastLogID = max(lastLogID ?? 0, id)
-    }
-
-    /// Counts `change` ops (negative: fewer) in `state` for `collection`.
-    mutating func count(_ collection: CollectionID, _ state: OpState?, _ change: Int) {
-        switch state {
-        case .pending: unlogged[collection, default: CounterChange()].pending += change
-        case .inFlight: unlogged[collection, default: CounterChange()].inFlight += change
-        case .failed: unlogged[collection, default: CounterChange()].failed += change
-        case nil: break
-        }
-    }
-
-    /// Counts an op of `collection` that went from state `old` to `new`.
-    mutating func count(_ collection: CollectionID, from old: OpState, to new: OpState) {
-        count(collection, old, -1)
-        count(collection, new, 1)
     }
 
     /// Counts a key of `collection` whose local view went from `old` to `new` (present or not).
     mutating func countView(_ collection: CollectionID, from old: Bool, to new: Bool) {
-        if old != new { unlogged[collection, default: CounterChange()].present += new ? 1 : -1 }
+        if old != new { counterChanges[collection, default: CounterChange()].present += new ? 1 : -1 }
     }
 
     /// The size of a collection's local view now, this transaction's changes included.
     func presentEntries(_ collection: CollectionID) throws -> Int {
-        let stored = try db.queryFirst("SELECT entries_present FROM collection_counts WHERE id = ?", .text(collection.rawValue)) { $0.int(0) } ?? 0
-        return stored + (unlogged[collection]?.present ?? 0)
+        let stored = try db.queryFirst("SELECT entries_present FROM collections WHERE id = ?", .text(collection.rawValue)) { $0.int(0) } ?? 0
+        return stored + (counterChanges[collection]?.present ?? 0)
     }
 
     func ensureCollection(_ collection: CollectionID) throws {
@@ -152,17 +117,11 @@ struct WriteTransaction {
              row.isNull(1) ? nil : (OpID(row.int64(1)), OpState(rawValue: row.string(2)), row.string(3), HLC(rawValue: row.int64(4))))
         } ?? (false, nil)
         let replaced = newest.flatMap { $0.1 == .inFlight ? nil : $0 }
-        if let replaced {
-            try db.run("DELETE FROM ops WHERE id = ?", .integer(replaced.0.rawValue))
-            count(collection, replaced.1, -1)
+        if let (oldID, oldState, _, _) = replaced, let oldState {
+            try move(.ids([oldID]), from: [oldState], to: .gone)
         }
         let hlc = tick()
-        try db.run("""
-            INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at)
-            VALUES (?, ?, ?, 'pending', ?, ?)
-            """, .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue), .integer(hlc.rawValue), .integer(wallMillis))
-        let id = OpID(db.lastInsertRowID)
-        count(collection, .pending, 1)
+        let id = try insertOp(kind, collection, tweet, hlc: hlc)
         if let (oldID, oldState, oldKind, oldHLC) = replaced {
             try log(.coalesced, collection, tweet, op: oldID, localHLC: oldHLC,
                     detail: "\(oldState?.rawValue ?? "?") \(oldKind) replaced by op \(id) (\(kind.rawValue))")
@@ -182,19 +141,13 @@ struct WriteTransaction {
         winner: LogEvent.Winner? = nil, localHLC: HLC? = nil, remoteHLC: HLC? = nil, detail: String
     ) throws {
         let hlc = tickForLog()
-        // The line carries its collection's counter changes so far (none: NULL).
-        let change = unlogged.removeValue(forKey: collection) ?? CounterChange()
-        func carried(_ value: Int) -> SQLiteValue { value == 0 ? .null : .integer(Int64(value)) }
         try db.run("""
-            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail,
-                             pending_change, in_flight_change, failed_change, present_change)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             .integer(hlc.rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
             .text(event.rawValue), .int(op?.rawValue), .string(winner?.rawValue),
-            .int(localHLC?.rawValue), .int(remoteHLC?.rawValue), .text(detail),
-            carried(change.pending), carried(change.inFlight), carried(change.failed), carried(change.present))
-        noteLogLines(through: db.lastInsertRowID)
+            .int(localHLC?.rawValue), .int(remoteHLC?.rawValue), .text(detail))
     }
 
     /// Sets the key's local view from the intent of its newest pending or in-flight op, else
@@ -246,14 +199,12 @@ struct WriteTransaction {
         if let newer = try db.queryFirst(
             "SELECT id, kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
             .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {
-            try db.run("DELETE FROM ops WHERE id = ?", .integer(id.rawValue))
-            count(op.collection, .failed, -1)
+            try move(.ids([id]), from: [.failed], to: .gone)
             try log(.coalesced, op.collection, op.tweet, op: id, localHLC: op.hlc,
                     detail: "failed \(op.kind.rawValue) superseded by op \(newer.0) (\(newer.1)) instead of retried")
             return
         }
-        try db.run("UPDATE ops SET state = 'pending', next_attempt_at = NULL WHERE id = ?", .integer(id.rawValue))
-        count(op.collection, from: .failed, to: .pending)
+        try move(.ids([id]), from: [.failed], to: .retried)
         try log(.retried, op.collection, op.tweet, op: id, localHLC: op.hlc, detail: "\(op.kind.rawValue) back to pending")
         try refreshView(op.collection, op.tweet)
     }

@@ -6,13 +6,17 @@ public struct RateLimit: Sendable, Hashable {
     public let limit: Int
     /// Requests left in the window.
     public let remaining: Int
-    /// When the window resets (`x-rate-limit-reset`, absolute UTC epoch seconds).
+    /// When the window resets (`x-rate-limit-reset`, absolute UTC epoch seconds) on the
+    /// **server's** clock: compare it with ``serverDate``, not with the local clock.
     public let reset: Date
+    /// The `Date` header of the answer that carried these headers, when it had one.
+    public let serverDate: Date?
 
-    public init(limit: Int, remaining: Int, reset: Date) {
+    public init(limit: Int, remaining: Int, reset: Date, serverDate: Date? = nil) {
         self.limit = limit
         self.remaining = remaining
         self.reset = reset
+        self.serverDate = serverDate
     }
 
     /// The three headers, or nil when any is missing or not a non-negative integer.
@@ -20,7 +24,8 @@ public struct RateLimit: Sendable, Hashable {
         guard let limit = response.header("x-rate-limit-limit").flatMap(Self.count),
               let remaining = response.header("x-rate-limit-remaining").flatMap(Self.count),
               let reset = response.header("x-rate-limit-reset").flatMap(Self.count) else { return nil }
-        self.init(limit: limit, remaining: remaining, reset: Date(timeIntervalSince1970: TimeInterval(reset)))
+        self.init(limit: limit, remaining: remaining, reset: Date(timeIntervalSince1970: TimeInterval(reset)),
+                  serverDate: AnswerClassifier.date(of: response))
     }
 
     private static func count(_ text: String) -> Int? {
@@ -48,10 +53,10 @@ public enum AnswerClassifier {
         if (200..<300).contains(status) { return nil }
         let code = apiErrorCode(response)
         let serverDate = date(of: response)
-        let reset = RateLimit(headers: response)?.reset
+        let rateLimit = RateLimit(headers: response)
         func error(_ kind: CollectionsAPIError.Code, _ what: String) -> CollectionsAPIError {
             CollectionsAPIError(code: kind, message: "\(path): \(what)", httpStatus: status, apiErrorCode: code,
-                                rateLimitReset: reset, serverDate: serverDate)
+                                rateLimit: rateLimit, serverDate: serverDate)
         }
         switch (status, code) {
         case (429, _), (_, 88?):

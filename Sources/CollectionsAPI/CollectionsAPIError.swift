@@ -10,13 +10,13 @@ public struct CollectionsAPIError: Error, Sendable, Hashable, CustomStringConver
         private enum Base: String, Hashable, Sendable {
             case transient, rateLimited, authentication, clockSkew, forbidden, notFound, invalidRequest
             case permanent, unexpectedStatus, malformedResponse, network, timeout, cancelled, configuration
-            case tooManyChanges
+            case tooManyChanges, invalidArgument
         }
         private let base: Base
 
         /// 5xx, 130/131: try again after a backoff.
         public static let transient = Code(base: .transient)
-        /// 429 / 88: nothing more to this endpoint before ``CollectionsAPIError/rateLimitReset``.
+        /// 429 / 88: nothing more to this endpoint before the reset of ``CollectionsAPIError/rateLimit``.
         public static let rateLimited = Code(base: .rateLimited)
         /// 400/215, 401 (but 135), 401/403 with 89: credentials rejected; stop and keep the work.
         public static let authentication = Code(base: .authentication)
@@ -46,6 +46,9 @@ public struct CollectionsAPIError: Error, Sendable, Hashable, CustomStringConver
         public static let configuration = Code(base: .configuration)
         /// More than 100 changes in one curate request: refused before sending.
         public static let tooManyChanges = Code(base: .tooManyChanges)
+        /// A malformed id or argument given by the caller (a collection or tweet id that does not
+        /// validate, a count out of range): refused before anything was sent.
+        public static let invalidArgument = Code(base: .invalidArgument)
 
         public var description: String { base.rawValue }
     }
@@ -57,21 +60,24 @@ public struct CollectionsAPIError: Error, Sendable, Hashable, CustomStringConver
     public let httpStatus: Int?
     /// The API's error code from `{"errors":[{"code":N}]}`, when the body was that envelope.
     public let apiErrorCode: Int?
-    /// For ``Code/rateLimited`` (and any answer with `x-rate-limit-remaining: 0`): when the
-    /// endpoint's window resets.
-    public let rateLimitReset: Date?
+    /// The answer's `x-rate-limit-*` headers, when it had them (with its `Date` header, to read
+    /// the reset against the server's clock).
+    public let rateLimit: RateLimit?
     /// The server's `Date` header, when the answer had one.
     public let serverDate: Date?
 
     public init(code: Code, message: String, httpStatus: Int? = nil, apiErrorCode: Int? = nil,
-                rateLimitReset: Date? = nil, serverDate: Date? = nil) {
+                rateLimit: RateLimit? = nil, serverDate: Date? = nil) {
         self.code = code
         self.message = message
         self.httpStatus = httpStatus
         self.apiErrorCode = apiErrorCode
-        self.rateLimitReset = rateLimitReset
+        self.rateLimit = rateLimit
         self.serverDate = serverDate
     }
+
+    /// When the endpoint's window resets (`x-rate-limit-reset`), on the **server's** clock.
+    public var rateLimitReset: Date? { rateLimit?.reset }
 
     /// Whether the same request may succeed later without anything being changed: transient
     /// failures, network errors, timeouts, malformed answers, unexpected statuses, rate limits

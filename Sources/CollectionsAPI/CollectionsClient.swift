@@ -12,8 +12,8 @@ public final class CollectionsClient: Sendable {
     public struct Configuration: Sendable {
         /// Each request's own timeout.
         public var requestTimeout: Duration = .seconds(30)
-        /// The wall clock behind `oauth_timestamp`.
-        public var now: @Sendable () -> Date = { Date() }
+        /// The wall clock behind `oauth_timestamp` (plus ``CollectionsClient/clockOffset``).
+        public var wallClock: WallClock = .system
         /// The source of `oauth_nonce`; fresh for every attempt.
         public var nonce: @Sendable () -> String = {
             var generator = SystemRandomNumberGenerator()
@@ -35,7 +35,7 @@ public final class CollectionsClient: Sendable {
 
     private struct State {
         var clockOffset: Duration = .zero
-        var rateLimits: [String: RateLimit] = [:]
+        var rateLimits: [Endpoint: RateLimit] = [:]
     }
 
     /// - Throws: ``CollectionsAPIError/Code/configuration`` when `baseURL` is not an `https` URL
@@ -55,63 +55,36 @@ public final class CollectionsClient: Sendable {
 
     // MARK: - Clock and rate limits
 
-    /// Added to the wall clock for `oauth_timestamp`: set it from a 401/135 answer's `Date`
-    /// header (``clockOffset(serverDate:)``) to correct a skewed local clock.
+    /// Added to the wall clock for `oauth_timestamp`: the sync engine sets it from a 401/135
+    /// answer's `Date` header to correct a skewed local clock.
     public var clockOffset: Duration {
         get { state.withLock { $0.clockOffset } }
         set { state.withLock { $0.clockOffset = newValue } }
     }
 
-    /// The offset that makes the local clock agree with `serverDate`.
-    public func clockOffset(serverDate: Date) -> Duration {
-        .milliseconds(Int64((serverDate.timeIntervalSince(configuration.now()) * 1000).rounded()))
-    }
-
-    /// The last rate-limit headers seen from `endpoint` (e.g. `collections/entries/curate`).
-    public func rateLimit(for endpoint: String) -> RateLimit? {
+    /// The last rate-limit headers seen from `endpoint`.
+    public func rateLimit(for endpoint: Endpoint) -> RateLimit? {
         state.withLock { $0.rateLimits[endpoint] }
     }
 
     // MARK: - Endpoints
 
-    /// One page of `GET collections/entries`: entries in descending `sort_index`.
-    public func entries(of collection: String, count: Int = 200, maxPosition: String? = nil, minPosition: String? = nil,
-                        deadline: ContinuousClock.Instant? = nil) async throws -> EntriesPage {
+    /// One page of `GET collections/entries`: entries in descending `sort_index`. Page back by
+    /// passing the page's `min_position` as the next `maxPosition` (the boundary entry can repeat).
+    public func entries(of collection: CollectionID, count: Int = 200, maxPosition: String? = nil, minPosition: String? = nil,
+                        timeout: Duration? = nil) async throws -> EntriesPage {
         guard (1...200).contains(count) else { throw invalidArgument("count must be 1 to 200, not \(count)") }
-        var query = [("id", collection), ("count", String(count))]
+        var query = [("id", collection.rawValue), ("count", String(count))]
         if let maxPosition { query.append(("max_position", maxPosition)) }
         if let minPosition { query.append(("min_position", minPosition)) }
-        let response = try await send("GET", "collections/entries", query: query, deadline: deadline)
-        return try AnswerClassifier.decode(EntriesPage.self, from: response, path: "collections/entries")
-    }
-
-    /// Every entry of a collection, paging back with `max_position` = the previous page's
-    /// `min_position`, de-duplicated by tweet id; stops when `was_truncated` is false or a page
-    /// adds nothing new. Returns the entries newest first and the timeline object, if sent.
-    public func allEntries(of collection: String, pageSize: Int = 200, deadline: ContinuousClock.Instant? = nil)
-        async throws -> (entries: [EntriesPage.Entry], timeline: Timeline?) {
-        var seen = Set<String>()
-        var entries: [EntriesPage.Entry] = []
-        var timeline: Timeline?
-        var maxPosition: String?
-        while true {
-            let page = try await self.entries(of: collection, count: pageSize, maxPosition: maxPosition, deadline: deadline)
-            timeline = timeline ?? page.timeline
-            var added = 0
-            for entry in page.entries where seen.insert(entry.tweetID).inserted {
-                entries.append(entry)
-                added += 1
-            }
-            guard page.position.wasTruncated, added > 0, let next = page.position.minPosition, next != maxPosition else { break }
-            maxPosition = next
-        }
-        return (entries, timeline)
+        let response = try await send(.entries, query: query, timeout: timeout)
+        return try AnswerClassifier.decode(EntriesPage.self, from: response, path: Endpoint.entries.rawValue)
     }
 
     /// `GET collections/show`.
-    public func show(_ collection: String, deadline: ContinuousClock.Instant? = nil) async throws -> CollectionInfo {
-        let response = try await send("GET", "collections/show", query: [("id", collection)], deadline: deadline)
-        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: "collections/show")
+    public func show(_ collection: CollectionID, timeout: Duration? = nil) async throws -> CollectionInfo {
+        let response = try await send(.show, query: [("id", collection.rawValue)], timeout: timeout)
+        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: Endpoint.show.rawValue)
     }
 
     /// Who to list the collections of.
@@ -121,83 +94,84 @@ public final class CollectionsClient: Sendable {
     }
 
     /// `GET collections/list`: one page of a user's collections (optionally only those holding `tweetID`).
-    public func list(owner: Owner, tweetID: String? = nil, count: Int = 200, cursor: String? = nil,
-                     deadline: ContinuousClock.Instant? = nil) async throws -> CollectionList {
+    public func list(owner: Owner, tweet: TweetID? = nil, count: Int = 200, cursor: String? = nil,
+                     timeout: Duration? = nil) async throws -> CollectionList {
         guard (1...200).contains(count) else { throw invalidArgument("count must be 1 to 200, not \(count)") }
         var query: [(String, String)]
         switch owner {
         case .userID(let id): query = [("user_id", id)]
         case .screenName(let name): query = [("screen_name", name)]
         }
-        if let tweetID { query.append(("tweet_id", tweetID)) }
+        if let tweet { query.append(("tweet_id", tweet.rawValue)) }
         query.append(("count", String(count)))
         if let cursor { query.append(("cursor", cursor)) }
-        let response = try await send("GET", "collections/list", query: query, deadline: deadline)
-        return try AnswerClassifier.decode(CollectionList.self, from: response, path: "collections/list")
+        let response = try await send(.list, query: query, timeout: timeout)
+        return try AnswerClassifier.decode(CollectionList.self, from: response, path: Endpoint.list.rawValue)
     }
 
     /// `POST collections/create`.
     public func create(name: String, description: String? = nil, url: String? = nil, timelineOrder: String? = nil,
-                       deadline: ContinuousClock.Instant? = nil) async throws -> CollectionInfo {
+                       timeout: Duration? = nil) async throws -> CollectionInfo {
         var form = [("name", name)]
         if let description { form.append(("description", description)) }
         if let url { form.append(("url", url)) }
         if let timelineOrder { form.append(("timeline_order", timelineOrder)) }
-        let response = try await send("POST", "collections/create", form: form, deadline: deadline)
-        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: "collections/create")
+        let response = try await send(.create, form: form, timeout: timeout)
+        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: Endpoint.create.rawValue)
     }
 
     /// `POST collections/update`. The API has no partial updates: all three fields are always
     /// sent, and an empty string clears a field.
-    public func update(_ collection: String, name: String, description: String, url: String,
-                       deadline: ContinuousClock.Instant? = nil) async throws -> CollectionInfo {
-        let form = [("id", collection), ("name", name), ("description", description), ("url", url)]
-        let response = try await send("POST", "collections/update", form: form, deadline: deadline)
-        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: "collections/update")
+    public func update(_ collection: CollectionID, name: String, description: String, url: String,
+                       timeout: Duration? = nil) async throws -> CollectionInfo {
+        let form = [("id", collection.rawValue), ("name", name), ("description", description), ("url", url)]
+        let response = try await send(.update, form: form, timeout: timeout)
+        return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: Endpoint.update.rawValue)
     }
 
     /// `POST collections/destroy`; true when the answer says `destroyed`.
-    public func destroy(_ collection: String, deadline: ContinuousClock.Instant? = nil) async throws -> Bool {
-        let response = try await send("POST", "collections/destroy", form: [("id", collection)], deadline: deadline)
-        return try AnswerClassifier.decode(DestroyAnswer.self, from: response, path: "collections/destroy").destroyed
+    public func destroy(_ collection: CollectionID, timeout: Duration? = nil) async throws -> Bool {
+        let response = try await send(.destroy, form: [("id", collection.rawValue)], timeout: timeout)
+        return try AnswerClassifier.decode(DestroyAnswer.self, from: response, path: Endpoint.destroy.rawValue).destroyed
     }
 
     /// `POST collections/entries/add`.
-    public func add(_ tweetID: String, to collection: String, relativeTo: String? = nil, above: Bool? = nil,
-                    deadline: ContinuousClock.Instant? = nil) async throws -> ChangeResult {
-        var form = [("id", collection), ("tweet_id", tweetID)]
-        if let relativeTo { form.append(("relative_to", relativeTo)) }
+    public func add(_ tweet: TweetID, to collection: CollectionID, relativeTo: TweetID? = nil, above: Bool? = nil,
+                    timeout: Duration? = nil) async throws -> ChangeResult {
+        var form = [("id", collection.rawValue), ("tweet_id", tweet.rawValue)]
+        if let relativeTo { form.append(("relative_to", relativeTo.rawValue)) }
         if let above { form.append(("above", above ? "true" : "false")) }
-        return try await change("collections/entries/add", form: form, changes: [EntryChange(op: .add, tweetID: tweetID)], deadline: deadline)
+        return try await change(.add, form: form, changes: [EntryChange(op: .add, tweet: tweet)], timeout: timeout)
     }
 
     /// `POST collections/entries/remove`.
-    public func remove(_ tweetID: String, from collection: String, deadline: ContinuousClock.Instant? = nil) async throws -> ChangeResult {
-        try await change("collections/entries/remove", form: [("id", collection), ("tweet_id", tweetID)],
-                         changes: [EntryChange(op: .remove, tweetID: tweetID)], deadline: deadline)
+    public func remove(_ tweet: TweetID, from collection: CollectionID, timeout: Duration? = nil) async throws -> ChangeResult {
+        try await change(.remove, form: [("id", collection.rawValue), ("tweet_id", tweet.rawValue)],
+                         changes: [EntryChange(op: .remove, tweet: tweet)], timeout: timeout)
     }
 
     /// `POST collections/entries/move` (`curation_reverse_chron` collections only): applied, or
     /// refused with the reason the server gave for this tweet.
-    public func move(_ tweetID: String, in collection: String, relativeTo: String, above: Bool = true,
-                     deadline: ContinuousClock.Instant? = nil) async throws -> ChangeOutcome {
-        let form = [("id", collection), ("tweet_id", tweetID), ("relative_to", relativeTo), ("above", above ? "true" : "false")]
-        let response = try await send("POST", "collections/entries/move", form: form, deadline: deadline)
-        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: "collections/entries/move")
-        let reason = envelope.response.errors?.first { $0.change?.tweet_id == tweetID }?.reason
+    public func move(_ tweet: TweetID, in collection: CollectionID, relativeTo: TweetID, above: Bool = true,
+                     timeout: Duration? = nil) async throws -> ChangeOutcome {
+        let form = [("id", collection.rawValue), ("tweet_id", tweet.rawValue), ("relative_to", relativeTo.rawValue),
+                    ("above", above ? "true" : "false")]
+        let response = try await send(.move, form: form, timeout: timeout)
+        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: Endpoint.move.rawValue)
+        let reason = envelope.response.errors?.first { $0.change?.tweet_id == tweet.rawValue }?.reason
         return reason.map { .refused(reason: $0) } ?? .applied
     }
 
     /// `POST collections/entries/curate` with a JSON body of at most 100 changes (more are refused
     /// before sending, as ``CollectionsAPIError/Code/tooManyChanges``). The JSON body is not signed.
-    public func curate(_ collection: String, changes: [EntryChange], deadline: ContinuousClock.Instant? = nil) async throws -> ChangeResult {
+    public func curate(_ collection: CollectionID, changes: [EntryChange], timeout: Duration? = nil) async throws -> ChangeResult {
         guard changes.count <= 100 else {
             throw CollectionsAPIError(code: .tooManyChanges, message: "collections/entries/curate takes at most 100 changes, not \(changes.count)")
         }
         guard !changes.isEmpty else { throw invalidArgument("curate needs at least one change") }
-        let response = try await send("POST", "collections/entries/curate", json: Self.curateBody(collection, changes), deadline: deadline)
-        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: "collections/entries/curate")
-        return ChangeResult(envelope: envelope, changes: changes)
+        let response = try await send(.curate, json: Self.curateBody(collection.rawValue, changes), timeout: timeout)
+        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: Endpoint.curate.rawValue)
+        return ChangeResult(envelope: envelope, changes: changes, rateLimit: RateLimit(headers: response))
     }
 
     /// `{"id":"…","changes":[{"op":"remove","tweet_id":"…"},…]}`, written directly: the same bytes
@@ -239,27 +213,29 @@ public final class CollectionsClient: Sendable {
         body.append(UInt8(ascii: "\""))
     }
 
-    private func change(_ endpoint: String, form: [(String, String)], changes: [EntryChange],
-                        deadline: ContinuousClock.Instant?) async throws -> ChangeResult {
-        let response = try await send("POST", endpoint, form: form, deadline: deadline)
-        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: endpoint)
-        return ChangeResult(envelope: envelope, changes: changes)
+    private func change(_ endpoint: Endpoint, form: [(String, String)], changes: [EntryChange],
+                        timeout: Duration?) async throws -> ChangeResult {
+        let response = try await send(endpoint, form: form, timeout: timeout)
+        let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: endpoint.rawValue)
+        return ChangeResult(envelope: envelope, changes: changes, rateLimit: RateLimit(headers: response))
     }
 
     // MARK: - Sending
 
     /// Sends one signed request and returns its 2xx answer; anything else throws the classified
-    /// ``CollectionsAPIError``. No request outlives `deadline`.
-    public func send(_ method: String, _ endpoint: String, query: [(String, String)] = [], form: [(String, String)]? = nil,
-                     json: [UInt8]? = nil, deadline: ContinuousClock.Instant? = nil) async throws -> HTTPResponseData {
+    /// ``CollectionsAPIError``. The request ends within `timeout` (a caller's deadline), and
+    /// within the configured request timeout in any case.
+    public func send(_ endpoint: Endpoint, query: [(String, String)] = [], form: [(String, String)]? = nil,
+                     json: [UInt8]? = nil, timeout callerTimeout: Duration? = nil) async throws -> HTTPResponseData {
+        let method = endpoint.method
         var timeout = configuration.requestTimeout
-        if let deadline { timeout = min(timeout, ContinuousClock.now.duration(to: deadline)) }
+        if let callerTimeout { timeout = min(timeout, callerTimeout) }
         guard timeout > .zero else {
-            throw CollectionsAPIError(code: .timeout, message: "\(endpoint): the deadline passed before the request was sent")
+            throw CollectionsAPIError(code: .timeout, message: "\(endpoint.rawValue): the deadline passed before the request was sent")
         }
-        if Task.isCancelled { throw CollectionsAPIError(code: .cancelled, message: "\(endpoint) was cancelled") }
+        if Task.isCancelled { throw CollectionsAPIError(code: .cancelled, message: "\(endpoint.rawValue) was cancelled") }
 
-        let resource = "\(baseURL)/\(endpoint).json"
+        let resource = "\(baseURL)/\(endpoint.path)"
         var url = resource
         if !query.isEmpty { url += "?" + Self.encode(query) }
         var headers: [(String, String)] = [("accept", "application/json")]
@@ -272,27 +248,27 @@ public final class CollectionsClient: Sendable {
             body = json
         }
         // The endpoint is a fixed path: the signature's URL is the base's plus it.
-        headers.append(("authorization", authorization(method: method, signatureURL: "\(signatureBase)/\(endpoint).json",
+        headers.append(("authorization", authorization(method: method, signatureURL: "\(signatureBase)/\(endpoint.path)",
                                                        parameters: query + (form ?? []))))
 
-        logger.debug("request", metadata: ["http.method": "\(method)", "api.endpoint": "\(endpoint)"])
+        logger.debug("request", metadata: ["http.method": "\(method)", "api.endpoint": "\(endpoint.rawValue)"])
         let response: HTTPResponseData
         do {
             response = try await transport.send(HTTPRequestData(method: method, url: url, headers: headers, body: body),
                                                 timeout: timeout, maxBodyBytes: AnswerClassifier.maxBodyBytes)
         } catch let error as CollectionsAPIError {
-            logger.debug("request failed", metadata: ["api.endpoint": "\(endpoint)", "error.code": "\(error.code)"])
+            logger.debug("request failed", metadata: ["api.endpoint": "\(endpoint.rawValue)", "error.code": "\(error.code)"])
             throw error
         } catch is CancellationError {
-            throw CollectionsAPIError(code: .cancelled, message: "\(endpoint) was cancelled")
+            throw CollectionsAPIError(code: .cancelled, message: "\(endpoint.rawValue) was cancelled")
         } catch {
-            throw CollectionsAPIError(code: .network, message: "\(endpoint) failed: \(type(of: error))")
+            throw CollectionsAPIError(code: .network, message: "\(endpoint.rawValue) failed: \(type(of: error))")
         }
         if let limit = RateLimit(headers: response) {
             state.withLock { $0.rateLimits[endpoint] = limit }
         }
-        logger.debug("answer", metadata: ["api.endpoint": "\(endpoint)", "http.status": "\(response.status)"])
-        if let failure = AnswerClassifier.failure(of: response, path: endpoint) { throw failure }
+        logger.debug("answer", metadata: ["api.endpoint": "\(endpoint.rawValue)", "http.status": "\(response.status)"])
+        if let failure = AnswerClassifier.failure(of: response, path: endpoint.rawValue) { throw failure }
         return response
     }
 
@@ -302,7 +278,7 @@ public final class CollectionsClient: Sendable {
         case .bearer(let token):
             return "Bearer \(token)"
         case .oauth1(let consumerKey, let consumerSecret, let token, let tokenSecret):
-            let now = configuration.now().addingTimeInterval(Double(clockOffset.wholeMilliseconds) / 1000)
+            let now = configuration.wallClock.now().addingTimeInterval(Double(clockOffset.wholeMilliseconds) / 1000)
             return OAuth1.authorize(
                 method: method, baseURL: signatureURL, parameters: parameters,
                 consumerKey: consumerKey, consumerSecret: consumerSecret, token: token, tokenSecret: tokenSecret,
@@ -311,7 +287,7 @@ public final class CollectionsClient: Sendable {
     }
 
     private func invalidArgument(_ message: String) -> CollectionsAPIError {
-        CollectionsAPIError(code: .invalidRequest, message: message)
+        CollectionsAPIError(code: .invalidArgument, message: message)
     }
 
     static func encode(_ parameters: [(String, String)]) -> String {

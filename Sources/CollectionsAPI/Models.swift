@@ -52,15 +52,19 @@ public struct CollectionInfo: Sendable, Hashable, Decodable {
 public struct EntriesPage: Sendable, Hashable, Decodable {
     /// One entry: a tweet id and its opaque, integer-valued `sort_index`.
     public struct Entry: Sendable, Hashable {
-        public let tweetID: String
+        public let tweet: TweetID
+        /// Opaque, compared as an integer: decimal digits (checked when decoded).
         public let sortIndex: String
         public let featureContext: String?
 
-        public init(tweetID: String, sortIndex: String, featureContext: String? = nil) {
-            self.tweetID = tweetID
+        public init(tweet: TweetID, sortIndex: String, featureContext: String? = nil) {
+            self.tweet = tweet
             self.sortIndex = sortIndex
             self.featureContext = featureContext
         }
+
+        /// The tweet id as the API wrote it.
+        public var tweetID: String { tweet.rawValue }
     }
 
     /// Where the page sits: pass ``minPosition`` as the next request's `max_position`.
@@ -108,8 +112,15 @@ public struct EntriesPage: Sendable, Hashable, Decodable {
         let response = try container.decode(Response.self, forKey: .response)
         timelineID = response.timeline_id
         timeline = try container.decodeIfPresent(Objects.self, forKey: .objects)?.timelines?[response.timeline_id]
-        entries = (response.timeline ?? []).map {
-            Entry(tweetID: $0.tweet.id, sortIndex: $0.tweet.sort_index, featureContext: $0.feature_context)
+        entries = try (response.timeline ?? []).enumerated().map { index, raw in
+            // A tweet id or sort_index that is not a decimal number is a malformed answer, never stored.
+            guard TweetID.isCanonical(raw.tweet.id), !raw.tweet.sort_index.isEmpty,
+                  raw.tweet.sort_index.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .response, in: container,
+                    debugDescription: "entry \(index) has a malformed tweet id or sort_index")
+            }
+            return Entry(tweet: TweetID(trusted: raw.tweet.id), sortIndex: raw.tweet.sort_index, featureContext: raw.feature_context)
         }
         position = response.position
     }
@@ -158,6 +169,11 @@ public struct EntryChange: Sendable, Hashable, Codable {
         self.op = op
         self.tweetID = tweetID
     }
+
+    /// The change of `tweet`.
+    public init(op: Op, tweet: TweetID) {
+        self.init(op: op, tweetID: tweet.rawValue)
+    }
 }
 
 /// What the server said about each change of a request.
@@ -175,6 +191,8 @@ public struct ChangeResult: Sendable, Hashable {
     public let outcomes: [(change: EntryChange, outcome: ChangeOutcome)]
     /// Errors that name no change of the request (kept for diagnosis, ignored otherwise).
     public let unmatched: [(change: EntryChange?, reason: String)]
+    /// The answer's `x-rate-limit-*` headers, when it had them.
+    public let rateLimit: RateLimit?
 
     public static func == (a: ChangeResult, b: ChangeResult) -> Bool {
         a.outcomes.elementsEqual(b.outcomes) { $0.change == $1.change && $0.outcome == $1.outcome }
@@ -209,7 +227,7 @@ public struct ChangeResult: Sendable, Hashable {
     }
 
     /// Matches the envelope's errors to `changes`.
-    init(envelope: Envelope, changes: [EntryChange]) {
+    init(envelope: Envelope, changes: [EntryChange], rateLimit: RateLimit? = nil) {
         var refused: [EntryChange: String] = [:]
         var unmatched: [(EntryChange?, String)] = []
         let requested = Set(changes)
@@ -226,6 +244,7 @@ public struct ChangeResult: Sendable, Hashable {
         }
         outcomes = changes.map { ($0, refused[$0].map { .refused(reason: $0) } ?? .applied) }
         self.unmatched = unmatched
+        self.rateLimit = rateLimit
     }
 }
 

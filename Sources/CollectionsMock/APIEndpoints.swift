@@ -1,3 +1,4 @@
+import CollectionsAPI
 /// Decoded request parameters (query then form), first occurrence wins.
 struct Parameters: Sendable {
     let pairs: [(String, String)]
@@ -97,7 +98,7 @@ struct EndpointHandler {
     /// The constant body of a change envelope with no errors.
     static let emptyEnvelope: JSONValue = .object([("objects", .object([])), ("response", .object([("errors", .array([]))]))])
 
-    func handle(_ endpoint: MockEndpoint, parameters: Parameters, curate: Result<CurateBody, APIFailure>?,
+    func handle(_ endpoint: Endpoint, parameters: Parameters, curate: Result<CurateBody, APIFailure>?,
                 user: MockCredentials, store: inout MockStore) throws(APIFailure) -> EndpointAnswer {
         switch endpoint {
         case .entries: return EndpointAnswer(body: try entries(parameters, store: store), applied: false)

@@ -109,7 +109,7 @@ extension MockService {
                 if let members = document["limits"] {
                     guard let members = members.objectValue else { throw MockError("limits must be an object") }
                     for (name, value) in members {
-                        guard let endpoint = MockEndpoint(rawValue: name) else { throw MockError("no endpoint \(name)") }
+                        guard let endpoint = Endpoint(rawValue: name) else { throw MockError("no endpoint \(name)") }
                         guard let limit = value.int64Value, limit >= 0, limit <= Int32.max else { throw MockError("the limit of \(name) must be a count") }
                         limits[endpoint] = Int(limit)
                     }
@@ -219,7 +219,7 @@ extension MockService {
 
     /// `N`, `{"count":N|null,"endpoint":"collections/..."}` (count defaults to 1; null means
     /// every request until cleared).
-    private static func countAndEndpoint(_ value: JSONValue, _ name: String, extraKeys: [String] = []) throws(MockError) -> (Int?, MockEndpoint?) {
+    private static func countAndEndpoint(_ value: JSONValue, _ name: String, extraKeys: [String] = []) throws(MockError) -> (Int?, Endpoint?) {
         if let count = value.int64Value {
             guard count >= 1 else { throw MockError("\(name) needs a count of at least 1") }
             return (Int(count), nil)
@@ -235,9 +235,9 @@ extension MockService {
                 count = Int(number)
             }
         }
-        var endpoint: MockEndpoint?
+        var endpoint: Endpoint?
         if let given = value["endpoint"], !given.isNull {
-            guard let text = given.stringValue, let parsed = MockEndpoint(rawValue: text) ?? MockEndpoint(path: text) else {
+            guard let text = given.stringValue, let parsed = Endpoint(rawValue: text) ?? Endpoint(servedPath: text) else {
                 throw MockError("\(name).endpoint must name an endpoint, e.g. collections/entries/curate")
             }
             endpoint = parsed
@@ -452,7 +452,7 @@ extension MockRateLimits {
         .object([
             ("window_s", .double(MockService.seconds(window))),
             ("default", .int(defaultLimit)),
-            ("limits", .object(MockEndpoint.allCases.map { ($0.rawValue, .int(self[$0])) })),
+            ("limits", .object(Endpoint.allCases.map { ($0.rawValue, .int(self[$0])) })),
         ])
     }
 }

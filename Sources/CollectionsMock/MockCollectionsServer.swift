@@ -1,3 +1,4 @@
+import CollectionsAPI
 import NIOCore
 
 /// A faithful, fault-injecting mock of the Twitter v1.1 Collections API, served over real HTTP/1.1
@@ -152,19 +153,19 @@ public final class MockCollectionsServer: Sendable {
     /// Queues `fault` for the next `count` API requests (nil: every request until
     /// ``clearFaults()``) to `endpoint` (nil: any). Each request consumes at most one queued fault,
     /// the oldest that matches.
-    public func inject(_ fault: MockFault, count: Int? = 1, endpoint: MockEndpoint? = nil) {
+    public func inject(_ fault: MockFault, count: Int? = 1, endpoint: Endpoint? = nil) {
         guard count.map({ $0 > 0 }) ?? true else { return }
         core.service.state.withLock { $0.faults.rules.append(MockFaultRule(fault: fault, remaining: count, endpoint: endpoint)) }
     }
 
     /// The next `count` requests fail with `status` and `{"errors":[{"code":code,...}]}`, e.g.
     /// `failNext(3, status: 503, code: 130)`.
-    public func failNext(_ count: Int = 1, status: Int, code: Int?, message: String? = nil, endpoint: MockEndpoint? = nil) {
+    public func failNext(_ count: Int = 1, status: Int, code: Int?, message: String? = nil, endpoint: Endpoint? = nil) {
         inject(.fail(status: status, code: code, message: message), count: count, endpoint: endpoint)
     }
 
     /// Accept requests and never answer them (`true`), or stop doing so (`false`).
-    public func setBlackhole(_ on: Bool, endpoint: MockEndpoint? = nil) {
+    public func setBlackhole(_ on: Bool, endpoint: Endpoint? = nil) {
         if on {
             inject(.blackhole, count: nil, endpoint: endpoint)
         } else {
@@ -173,17 +174,17 @@ public final class MockCollectionsServer: Sendable {
     }
 
     /// The next `count` requests are applied, then their connection is closed unanswered.
-    public func dropAfterApply(next count: Int = 1, endpoint: MockEndpoint? = nil) {
+    public func dropAfterApply(next count: Int = 1, endpoint: Endpoint? = nil) {
         inject(.dropAfterApply, count: count, endpoint: endpoint)
     }
 
     /// The next `count` answers carry a body that is not JSON (same status).
-    public func malformedBody(next count: Int = 1, endpoint: MockEndpoint? = nil) {
+    public func malformedBody(next count: Int = 1, endpoint: Endpoint? = nil) {
         inject(.malformedBody, count: count, endpoint: endpoint)
     }
 
     /// The next `count` answers are cut off halfway through the body, then the connection closes.
-    public func truncatedBody(next count: Int = 1, endpoint: MockEndpoint? = nil) {
+    public func truncatedBody(next count: Int = 1, endpoint: Endpoint? = nil) {
         inject(.truncatedBody, count: count, endpoint: endpoint)
     }
 

@@ -24,7 +24,7 @@ public struct MockConfiguration: Sendable {
     public var rateLimits: MockRateLimits = MockRateLimits()
     /// The wall clock the mock answers by (the `Date` header, OAuth timestamps, rate-limit
     /// windows, the journal). Default: the system clock. A clock offset fault shifts it.
-    public var clock: MockClock = .system
+    public var clock: WallClock = .system
     /// The scheme and authority used instead of `http://<Host header>` when rebuilding the
     /// signature base URL, e.g. `https://api.twitter.com` to verify a request signed for the real
     /// service (Twitter's known-answer example). Default `nil`: the request's own `Host`.
@@ -99,67 +99,12 @@ public struct MockCredentials: Sendable, Hashable {
         screenName: "mock_other_user")
 }
 
-/// The mock's wall clock, in seconds since 1970 (UTC).
-public struct MockClock: Sendable {
-    private let source: @Sendable () -> Double
-
-    /// A clock that reads `source` (epoch seconds) every time it is asked.
-    public init(_ source: @escaping @Sendable () -> Double) {
-        self.source = source
-    }
-
-    /// The system's wall clock.
-    public static let system = MockClock { Date().timeIntervalSince1970 }
-
-    /// A clock stopped at `epochSeconds` (for example 1318622958, Twitter's known-answer timestamp).
-    public static func fixed(_ epochSeconds: Double) -> MockClock {
-        MockClock { epochSeconds }
-    }
-
-    /// The current time in epoch seconds.
-    public func now() -> Double { source() }
-}
-
-/// The ten endpoints of the Collections API (api.md), named by their path under `/1.1/` without
-/// `.json`.
-public enum MockEndpoint: String, Sendable, Hashable, CaseIterable, Codable {
-    /// `GET collections/entries.json`
-    case entries = "collections/entries"
-    /// `GET collections/show.json`
-    case show = "collections/show"
-    /// `GET collections/list.json`
-    case list = "collections/list"
-    /// `POST collections/create.json`
-    case create = "collections/create"
-    /// `POST collections/update.json`
-    case update = "collections/update"
-    /// `POST collections/destroy.json`
-    case destroy = "collections/destroy"
-    /// `POST collections/entries/add.json`
-    case add = "collections/entries/add"
-    /// `POST collections/entries/remove.json`
-    case remove = "collections/entries/remove"
-    /// `POST collections/entries/move.json`
-    case move = "collections/entries/move"
-    /// `POST collections/entries/curate.json`
-    case curate = "collections/entries/curate"
-
-    /// The HTTP method the endpoint takes.
-    public var method: String {
-        switch self {
-        case .entries, .show, .list: "GET"
-        default: "POST"
-        }
-    }
-
-    /// Whether the endpoint can change state.
-    public var isWrite: Bool { method == "POST" }
-
-    /// The path, e.g. `/1.1/collections/entries.json`.
-    public var path: String { "/1.1/\(rawValue).json" }
+extension Endpoint {
+    /// The path the mock serves the endpoint at, e.g. `/1.1/collections/entries.json`.
+    public var servedPath: String { "/1.1/" + path }
 
     /// The endpoint served at `path` (e.g. `/1.1/collections/show.json`), if any.
-    public init?(path: some StringProtocol) {
+    public init?(servedPath path: some StringProtocol) {
         guard path.hasPrefix("/1.1/"), path.hasSuffix(".json") else { return nil }
         self.init(rawValue: String(path.dropFirst(5).dropLast(5)))
     }
@@ -173,13 +118,13 @@ public struct MockRateLimits: Sendable, Hashable {
     /// limits are not published, so the mock uses the same).
     public var defaultLimit: Int = 1000
     /// Budgets that differ from ``defaultLimit``.
-    public var limits: [MockEndpoint: Int] = [:]
+    public var limits: [Endpoint: Int] = [:]
 
     /// Every endpoint at ``defaultLimit`` per 15 minutes.
     public init() {}
 
     /// Every endpoint at `defaultLimit` per `window`, except those in `limits`.
-    public init(window: Duration = .seconds(900), defaultLimit: Int = 1000, limits: [MockEndpoint: Int] = [:]) {
+    public init(window: Duration = .seconds(900), defaultLimit: Int = 1000, limits: [Endpoint: Int] = [:]) {
         self.window = window
         self.defaultLimit = defaultLimit
         self.limits = limits
@@ -189,7 +134,7 @@ public struct MockRateLimits: Sendable, Hashable {
     public static let unlimited = MockRateLimits(defaultLimit: Int(Int32.max))
 
     /// The budget of `endpoint`.
-    public subscript(endpoint: MockEndpoint) -> Int {
+    public subscript(endpoint: Endpoint) -> Int {
         get { limits[endpoint] ?? defaultLimit }
         set { limits[endpoint] = newValue }
     }

@@ -1,3 +1,4 @@
+import CollectionsAPI
 /// A misbehaviour the mock can be told to show on some of the next API requests.
 ///
 /// Faults are queued with ``MockCollectionsServer/inject(_:count:endpoint:)`` (or `POST
@@ -61,10 +62,10 @@ public struct MockFaultRule: Sendable, Hashable {
     /// Requests it still affects; nil means every request until the faults are cleared.
     public var remaining: Int?
     /// The only endpoint it affects, or nil for all.
-    public var endpoint: MockEndpoint?
+    public var endpoint: Endpoint?
 
     /// A rule for `fault`.
-    public init(fault: MockFault, remaining: Int?, endpoint: MockEndpoint?) {
+    public init(fault: MockFault, remaining: Int?, endpoint: Endpoint?) {
         self.fault = fault
         self.remaining = remaining
         self.endpoint = endpoint
@@ -89,7 +90,7 @@ public struct MockFaults: Sendable, Hashable {
     public init() {}
 
     /// Takes the oldest rule matching `endpoint`, counting one use of it.
-    mutating func take(for endpoint: MockEndpoint?) -> MockFault? {
+    mutating func take(for endpoint: Endpoint?) -> MockFault? {
         guard let index = rules.firstIndex(where: { $0.endpoint == nil || $0.endpoint == endpoint }) else { return nil }
         let fault = rules[index].fault
         if let remaining = rules[index].remaining {
@@ -124,7 +125,7 @@ public struct MockJournalEntry: Sendable, Hashable {
     /// The path, without query.
     public var path: String
     /// The endpoint, if the path is one.
-    public var endpoint: MockEndpoint?
+    public var endpoint: Endpoint?
     /// The query and form parameters other than `oauth_*`, decoded (the last of a repeated name).
     public var parameters: [String: String]
     /// The body, when it was not a form (curate's JSON).

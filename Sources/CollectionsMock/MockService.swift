@@ -89,7 +89,7 @@ final class MockService: Sendable {
 
     /// The mock's clock, offset included.
     func now(_ state: borrowing MockState) -> Double {
-        configuration.clock.now() + state.faults.clockOffset
+        Double(configuration.clock.nowMillis()) / 1000 + state.faults.clockOffset
     }
 
     /// The mock's clock, offset included.
@@ -117,7 +117,7 @@ final class MockService: Sendable {
     /// method (400/86) -> rate limit (429/88) -> endpoint -> answer faults (drop, malformed,
     /// truncated) -> journal.
     private func handleAPI(_ request: IncomingRequest, path: String, query: Substring?) -> OutgoingResponse {
-        let endpoint = MockEndpoint(path: path)
+        let endpoint = Endpoint(servedPath: path)
         // Parsing and signature checking happen outside the lock.
         var pairs: [(String, String)] = []
         var parseFailure: APIFailure?

@@ -235,7 +235,7 @@ struct RateLimiter: Sendable {
     }
 
     private struct Key: Hashable {
-        var endpoint: MockEndpoint
+        var endpoint: Endpoint
         var token: String
     }
 
@@ -252,7 +252,7 @@ struct RateLimiter: Sendable {
     }
 
     /// Counts one request; the quota after it, or nil when the window is exhausted (429).
-    mutating func consume(_ endpoint: MockEndpoint, token: String, now: Double) -> (allowed: Bool, quota: Quota) {
+    mutating func consume(_ endpoint: Endpoint, token: String, now: Double) -> (allowed: Bool, quota: Quota) {
         let key = Key(endpoint: endpoint, token: token)
         let limit = limits[endpoint]
         var window = windows[key].flatMap { $0.resetAt > now ? $0 : nil } ?? Window(used: 0, resetAt: now + limits.windowSeconds)
@@ -263,7 +263,7 @@ struct RateLimiter: Sendable {
     }
 
     /// The quota without counting a request (`token` nil: a fresh window).
-    func peek(_ endpoint: MockEndpoint?, token: String?, now: Double) -> Quota {
+    func peek(_ endpoint: Endpoint?, token: String?, now: Double) -> Quota {
         let limit = endpoint.map { limits[$0] } ?? limits.defaultLimit
         if let endpoint, let token, let window = windows[Key(endpoint: endpoint, token: token)], window.resetAt > now {
             return Quota(limit: limit, remaining: max(0, limit - window.used), reset: Int64(window.resetAt.rounded(.up)))

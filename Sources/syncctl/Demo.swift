@@ -46,7 +46,7 @@ struct Demo: AsyncParsableCommand {
             say("   syncctl pull \(id)  ->  \(pulled.entries) entries in the local copy (\(path))")
 
             let otherDevice = tweets[1]
-            _ = try await client.remove(otherDevice, from: id)
+            _ = try await client.remove(try TweetID(validating: otherDevice), from: collection)
             say("2. Another device removes \(otherDevice) on the server. This device does not know yet.")
 
             await server.beginOutage()
@@ -60,7 +60,7 @@ struct Demo: AsyncParsableCommand {
             document.append(("flush_during_outage", .object([("applied", .int(down.applied)), ("pending", .int(down.pending))])))
 
             try await server.endOutage()
-            let up = try await engine.flush(FlushOptions(deadline: .now + .seconds(30), wait: true))
+            let up = try await engine.flush(FlushOptions(timeLimit: .seconds(30), wait: true))
             say("5. The network is back. syncctl flush --wait  ->  applied \(up.applied), already applied \(up.alreadyApplied), failed \(up.failed), pending \(up.pending)")
             for event in try await store.log(limit: 10) where event.event == .alreadyRemoved {
                 say("   \(event.tweet?.rawValue ?? "?"): the server answered not_found: it was already removed, so the op is reconciled, not failed")
@@ -71,7 +71,7 @@ struct Demo: AsyncParsableCommand {
             let contested = try TweetID(validating: tweets[3])
             try await store.remove([contested], from: collection)
             try await store.add([contested], to: collection)
-            _ = try await client.remove(contested.rawValue, from: id)
+            _ = try await client.remove(contested, from: collection)
             say("6. Here you remove \(contested) and put it back (one op: add). Meanwhile another device removes it on the server.")
             let merged = try await engine.pull(collection)
             say("   syncctl pull \(id)  ->  \(merged.remoteWrites) remote write, \(merged.conflicts) conflict")

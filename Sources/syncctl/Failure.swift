@@ -44,7 +44,7 @@ struct Failure: Error, CustomStringConvertible {
             case .configuration: exitCode = Exit.config
             case .authentication, .forbidden, .clockSkew: exitCode = Exit.auth
             case .rateLimited, .cancelled: exitCode = Exit.tryLater
-            case .notFound, .invalidRequest, .permanent, .tooManyChanges: exitCode = Exit.usage
+            case .notFound, .invalidRequest, .permanent, .tooManyChanges, .invalidArgument: exitCode = Exit.usage
             default: exitCode = Exit.unavailable
             }
             message = error.description
@@ -68,6 +68,8 @@ func parseAll<T>(_ values: [String], _ parse: (String) throws -> T) throws -> [T
     do {
         return try values.map(parse)
     } catch let error as SyncError {
+        throw Failure.usage(error.message)
+    } catch let error as CollectionsAPIError {
         throw Failure.usage(error.message)
     }
 }

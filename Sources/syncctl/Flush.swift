@@ -28,7 +28,7 @@ struct Flush: AsyncParsableCommand {
     var wait = false
 
     func run() async throws {
-        let deadlineInstant = deadline.instant
+        let timeLimit = deadline.timeLimit
         let store: SyncStore
         do {
             store = try await options.openStore()
@@ -38,13 +38,13 @@ struct Flush: AsyncParsableCommand {
         let result: FlushReport
         do {
             result = try await network.withEngine(store: store, configure: batching.apply) { engine in
-                let progress = ProgressLine.start(engine, pending: (try? await store.pendingSummary().pending) ?? 0)
+                let progress = ProgressLine.start(engine, pending: await store.waiting())
                 defer { progress?.finish() }
-                return try await engine.flush(FlushOptions(deadline: deadlineInstant, wait: wait))
+                return try await engine.flush(FlushOptions(timeLimit: timeLimit, wait: wait))
             }
         } catch {
             // Configuration problems and thrown failures still print the flush document.
-            throw report(FlushReport(), try? await store.pendingSummary().pending, Failure(error))
+            throw report(FlushReport(), await store.waiting() as Int?, Failure(error))
         }
         let (code, message) = Flush.exitCode(result)
         if code == Exit.ok {

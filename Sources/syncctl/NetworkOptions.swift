@@ -79,8 +79,10 @@ struct DeadlineOption: ParsableArguments {
         if let deadline { guard deadline >= 0, deadline.isFinite else { throw ValidationError("--deadline must be a number of seconds, 0 or more") } }
     }
 
-    /// The deadline as an instant, counted from now.
-    var instant: ContinuousClock.Instant? { deadline.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) } }
+    /// The deadline as a time limit, counted from when the command started.
+    var timeLimit: Duration? {
+        deadline.map { .milliseconds(Int64($0 * 1000)) - CommandClock.started.duration(to: .now) }
+    }
 }
 
 /// `--batch-size N` and `--concurrency N`, shared by `flush` and `watch`.

@@ -36,3 +36,11 @@ extension SyncStatus {
         return lines.joined(separator: "\n")
     }
 }
+
+extension SyncStore {
+    /// Ops pending or in flight, for a progress line's start (0 when the store cannot say).
+    func waiting() async -> Int {
+        guard let ops = try? await status().ops else { return 0 }
+        return ops.pending + ops.inFlight
+    }
+}

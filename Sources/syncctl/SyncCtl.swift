@@ -25,6 +25,7 @@ struct SyncCtl: AsyncParsableCommand {
     /// Parses, runs, and maps every failure to the contract's exit code; with `--json` an error
     /// exit also prints `{"error":{"exit_code":N,"message":"..."}}` on stdout.
     static func main() async {
+        _ = CommandClock.started  // --deadline counts from here
         let (arguments, extraTweets) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
         let json = arguments.prefix(while: { $0 != "--" }).contains("--json")
         do {
@@ -56,4 +57,9 @@ struct SyncCtl: AsyncParsableCommand {
             Foundation.exit(failure.exitCode)
         }
     }
+}
+
+/// When the command started: `--deadline` bounds the whole command.
+enum CommandClock {
+    static let started = ContinuousClock.now
 }

@@ -190,7 +190,7 @@ struct OutboxTests {
         guard case .acquired(let lease) = try await store.acquireFlusherLease() else { Issue.record("no lease"); return }
         let claimed = try await store.claimDueOps(lease: lease, limit: 2)
         try await store.complete([OpResult(op: claimed[0].id, outcome: .retry(at: Date(millis: clock.now + 60_000), error: "HTTP 503"))], lease: lease)
-        try await store.recordRateLimit(RateLimitState(endpoint: "collections/entries/curate", limit: 10, remaining: 0,
+        try await store.recordRateLimit(RateLimitState(endpoint: .curate, limit: 10, remaining: 0,
                                                        resetAt: Date(millis: clock.now + 90_000), blockedUntil: Date(millis: clock.now + 90_000)),
                                         apiBase: "http://127.0.0.1:1/1.1")
         let status = try await store.status()

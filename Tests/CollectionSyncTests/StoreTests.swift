@@ -111,7 +111,7 @@ struct StoreTests {
         #expect(status.collections[0].ops == OpCounts(pending: 2, inFlight: 1))
     }
 
-    @Test("0003 starts folding after the lines a 0002 database already holds; counts are unchanged")
+    @Test("0003 and 0004 keep the counts a 0002 database holds; the log lines lose only 0003's bookkeeping")
     func counterChangesMigration() async throws {
         let folder = TemporaryFolder()
         let store = try await Self.openMigrated(folder, from: 2, holding: """
@@ -122,15 +122,80 @@ struct StoreTests {
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail) VALUES
                 (7, 'r', 'custom-1', '1', 'local_write', NULL, 'add'), (8, 'r', 'custom-1', '2', 'local_write', 1, 'remove');
             """)
-        #expect(try rows(store.path, "SELECT counted_log_id FROM replica") == [["2"]])
         var status = try await store.status()
         #expect(status.collections.map(\.entries) == [1])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 1)])
+        #expect(try rows(store.path, "SELECT id, hlc, event, op_id, detail FROM log ORDER BY id")
+            == [["1", "7", "local_write", "NULL", "add"], ["2", "8", "local_write", "1", "remove"]])
         try await store.add([tweet(3)], to: c1)
         status = try await store.status()
         #expect(status.collections.map(\.entries) == [2])
         #expect(status.collections.map(\.ops) == [OpCounts(pending: 2)])
-        #expect(try rows(store.path, "SELECT pending_change, present_change FROM log WHERE id = 3") == [["1", "1"]], "the new line carries them")
+    }
+
+    @Test("0004: a database written by the 0003 code opens, migrates, and keeps every op, view, log line and count; the engine goes on with it")
+    func migratesFixtureFromSchema3() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        try FileManager.default.copyItem(atPath: Self.fixture("schema-0003.sqlite"), toPath: path)
+        #expect(try pragma(path, "user_version") == "3")
+        let logColumns = "id, hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail"
+        let queries = [
+            "SELECT * FROM ops ORDER BY id",
+            "SELECT * FROM entries ORDER BY collection_id, tweet_id",
+            "SELECT \(logColumns) FROM log ORDER BY id",
+            "SELECT id, name, description, url, user_id, collection_url, timeline_order, created_at, last_pulled_at, last_pull_hlc FROM collections ORDER BY id",
+            "SELECT replica_id, hlc, created_at, last_flush_at FROM replica",
+            "SELECT * FROM flusher_lease", "SELECT * FROM api_bases", "SELECT * FROM rate_limits ORDER BY endpoint",
+            "SELECT name FROM sqlite_sequence ORDER BY name",
+        ]
+        let before = try queries.map { try rows(path, $0) }
+        let counts = try rows(path, "SELECT id, ops_pending, ops_in_flight, ops_failed, entries_present FROM collection_counts ORDER BY id")
+        // The fixture holds every op state, folded and unfolded log lines, conflicts and a dead flusher's lease.
+        #expect(Set(try rows(path, "SELECT state FROM ops").map { $0[0] }) == ["pending", "in_flight", "failed"])
+        #expect(Int(try rows(path, "SELECT count(*) FROM log WHERE id > (SELECT counted_log_id FROM replica)")[0][0])! > 0)
+        #expect(Int(try rows(path, "SELECT counted_log_id FROM replica")[0][0])! > 0)
+        #expect(try rows(path, "SELECT count(*) FROM log WHERE event = 'conflict'") == [["2"]])
+
+        let wall = ManualWallClock(1_800_000_100_000)  // past the dead flusher's lease
+        let store = try await openStore(folder, clock: wall)
+        #expect(try pragma(path, "user_version") == "\(schemaMigrations.count)")
+        #expect(try queries.map { try rows(path, $0) } == before)
+        #expect(try pragma(path, "integrity_check") == "ok")
+        let status = try await store.status()
+        #expect(status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] } == counts)
+        try await expectCountsMatchRows(store, "after the migration")
+
+        // The engine goes on: the dead holder's ops come back, new edits, answers of every kind.
+        let lease = try acquired(try await store.acquireFlusherLease())
+        #expect(try await store.status().ops.inFlight == 0)
+        try await store.remove(tweets(9_000...9_009), from: c1)
+        let claimed = try await store.claimDueOps(lease: lease, limit: 400)
+        #expect(claimed.count > 100)
+        try await store.complete(claimed.enumerated().map { index, op in
+            OpResult(op: op.id, outcome: index % 3 == 0 ? .applied : index % 3 == 1 ? .alreadyApplied : .failed(reason: "no"))
+        }, lease: lease)
+        try await expectCountsMatchRows(store, "after a flush round")
+        #expect(try rows(path, "SELECT count(*) FROM log").first.map { Int($0[0])! } ?? 0 > before[2].count)
+    }
+
+    private static func fixture(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name).path
+    }
+
+    /// What `status` reports per collection equals a count of the rows.
+    private func expectCountsMatchRows(_ store: SyncStore, _ step: String) async throws {
+        let counted = try rows(store.path, """
+            SELECT c.id,
+                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
+                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
+                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
+                   (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
+            FROM collections c ORDER BY c.id
+            """)
+        let status = try await store.status()
+        #expect(status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] } == counted,
+                "\(step)")
     }
 
     /// A store opened (and so migrated to the latest schema) on a database that was at schema

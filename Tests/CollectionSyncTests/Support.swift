@@ -4,17 +4,96 @@ import Testing
 @_exported import TestSupport
 import Synchronization
 
-/// A wall clock the test sets by hand.
+/// Virtual time for a test: the store's wall clock and the engine's clock in one, moved by hand.
+///
+/// A sleep with no tolerance (the flush's own waits: backoff, rate limits, the watch interval)
+/// returns at once and moves time to its end, as if the wait had passed. A sleep with a
+/// tolerance (the lease's heartbeat, which runs beside the flush) waits until time passes its
+/// end, moved by the test or by such a sleep, so that it never moves time by itself.
 final class ManualWallClock: Sendable {
-    private let millis: Mutex<Int64>
 
-    init(_ millis: Int64 = 1_800_000_000_000) { self.millis = Mutex(millis) }
+    private struct Sleeper {
+        let until: Int64
+        let wake: CheckedContinuation<Void, any Error>
+    }
 
-    var now: Int64 { millis.withLock { $0 } }
-    func set(_ value: Int64) { millis.withLock { $0 = value } }
-    func advance(by delta: Int64) { millis.withLock { $0 += delta } }
+    private struct State {
+        var millis: Int64
+        var sleepers: [UInt64: Sleeper] = [:]
+        var nextSleeper: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(_ millis: Int64 = 1_800_000_000_000) { state = Mutex(State(millis: millis)) }
+
+    var now: Int64 { state.withLock { $0.millis } }
+    func set(_ value: Int64) { move { $0 = value } }
+    func advance(by delta: Int64) { move { $0 += delta } }
 
     var wallClock: WallClock { WallClock { [self] in now } }
+
+    /// The same time as the engine's clock (``SyncEngine/Configuration/clock``).
+    var clock: VirtualClock { VirtualClock(time: self) }
+
+    struct VirtualClock: Clock {
+        struct Instant: InstantProtocol {
+            var millis: Int64
+            func advanced(by duration: Duration) -> Instant { Instant(millis: millis + duration.testMillis) }
+            func duration(to other: Instant) -> Duration { .milliseconds(other.millis - millis) }
+            static func < (a: Instant, b: Instant) -> Bool { a.millis < b.millis }
+        }
+
+        let time: ManualWallClock
+        var now: Instant { Instant(millis: time.now) }
+        var minimumResolution: Duration { .milliseconds(1) }
+        func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+            try await time.sleep(until: deadline.millis, tolerance: tolerance)
+        }
+    }
+
+    fileprivate func sleep(until deadline: Int64, tolerance: Duration?) async throws {
+        try Task.checkCancellation()
+        guard tolerance != nil else {
+            move { $0 = max($0, deadline) }
+            return
+        }
+        let id = state.withLock { state -> UInt64 in
+            state.nextSleeper += 1
+            return state.nextSleeper
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let due = state.withLock { state -> Bool in
+                    if state.millis >= deadline || Task.isCancelled { return true }
+                    state.sleepers[id] = Sleeper(until: deadline, wake: continuation)
+                    return false
+                }
+                if due { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.sleepers.removeValue(forKey: id) }?.wake.resume(throwing: CancellationError())
+        }
+        try Task.checkCancellation()
+    }
+
+    /// Moves time and wakes the sleepers it passed.
+    private func move(_ change: (inout Int64) -> Void) {
+        let woken = state.withLock { state -> [Sleeper] in
+            change(&state.millis)
+            let due = state.sleepers.filter { $0.value.until <= state.millis }
+            for id in due.keys { state.sleepers.removeValue(forKey: id) }
+            return Array(due.values)
+        }
+        for sleeper in woken { sleeper.wake.resume() }
+    }
+}
+
+extension Duration {
+    var testMillis: Int64 {
+        let parts = components
+        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
+    }
 }
 
 /// Opens a store in `folder` with a manual clock.

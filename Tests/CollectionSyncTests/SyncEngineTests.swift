@@ -4,24 +4,6 @@ import Foundation
 import Synchronization
 import Testing
 
-/// A clock whose sleeps return at once and move a manual wall clock forward instead.
-struct InstantSleepClock: Clock {
-    struct Instant: InstantProtocol {
-        var offset: Duration
-        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Duration { other.offset - offset }
-        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
-    }
-    let wall: ManualWallClock
-    var now: Instant { Instant(offset: .milliseconds(wall.now)) }
-    var minimumResolution: Duration { .milliseconds(1) }
-    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
-        try Task.checkCancellation()
-        let millis = now.duration(to: deadline).milliseconds
-        if millis > 0 { wall.advance(by: millis) }
-    }
-}
-
 /// The worker against a scripted transport: each row of semantics.md's classification table.
 @Suite("Sync worker: classification, batching, backoff, rate limits, auth, bisection")
 struct SyncEngineTests {
@@ -34,13 +16,13 @@ struct SyncEngineTests {
         let store = try await openStore(folder, clock: wall)
         var clientConfiguration = CollectionsClient.Configuration()
         let wall = self.wall
-        clientConfiguration.now = { Date(millis: wall.now) }
+        clientConfiguration.wallClock = wall.wallClock
         let client = try CollectionsClient(baseURL: base, credentials: .oauth1(consumerKey: "k", consumerSecret: "s", accessToken: "t", accessTokenSecret: "ts"),
                                            transport: transport, configuration: clientConfiguration)
         var configuration = SyncEngine.Configuration()
         configuration.batchSize = batchSize
         configuration.jitter = { jitter }
-        configuration.sleepClock = InstantSleepClock(wall: wall)
+        configuration.clock = wall.clock
         configure(&configuration)
         return try SyncEngine(store: store, client: client, configuration: configuration)
     }
@@ -149,9 +131,9 @@ struct SyncEngineTests {
         report = try await engine.flush()
         #expect(report.requests == 0 && report.stopReason == .rateLimited(until: Date(millis: (reset + 900) * 1000)))
         // With wait, the flush sleeps through it (a deadline shorter than the wait stops it instead).
-        report = try await engine.flush(FlushOptions(deadline: .now + .seconds(60), wait: true))
+        report = try await engine.flush(FlushOptions(timeLimit: .seconds(60), wait: true))
         #expect(report.requests == 0 && report.stopReason == .rateLimited(until: Date(millis: (reset + 900) * 1000)))
-        report = try await engine.flush(FlushOptions(deadline: .now + .seconds(3_600), wait: true))
+        report = try await engine.flush(FlushOptions(timeLimit: .seconds(3_600), wait: true))
         #expect(report.stopReason == .drained && report.applied == 1)
     }
 
@@ -278,7 +260,7 @@ struct SyncEngineTests {
         }
         let engine = try await engine(transport)
         try await engine.store.remove(tweets(1...5), from: c1)
-        let report = try await engine.flush(FlushOptions(deadline: .now + .seconds(60), wait: true))
+        let report = try await engine.flush(FlushOptions(timeLimit: .seconds(60), wait: true))
         #expect(report.stopReason == .drained && report.applied == 5 && report.requests == 4)
         #expect(report.unreachable == nil)
     }

@@ -16,15 +16,15 @@ struct ValidationTests {
 
     @Test("malformed tweet ids", arguments: badTweets)
     func badTweet(_ text: String) {
-        let error = #expect(throws: SyncError.self) { try TweetID(validating: text) }
-        #expect(error?.code == .invalidInput)
+        let error = #expect(throws: CollectionsAPIError.self) { try TweetID(validating: text) }
+        #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("invalid tweet id") == true)
     }
 
     @Test("malformed collection ids", arguments: badCollections)
     func badCollection(_ text: String) {
-        let error = #expect(throws: SyncError.self) { try CollectionID(validating: text) }
-        #expect(error?.code == .invalidInput)
+        let error = #expect(throws: CollectionsAPIError.self) { try CollectionID(validating: text) }
+        #expect(error?.code == .invalidArgument)
     }
 
     @Test("good ids at the edges are accepted")
@@ -44,9 +44,9 @@ struct ValidationTests {
     @Test("error messages quote the bad value, escaped and shortened")
     func messages() {
         let long = String(repeating: "9", count: 500)
-        let error = #expect(throws: SyncError.self) { try TweetID(validating: long) }
+        let error = #expect(throws: CollectionsAPIError.self) { try TweetID(validating: long) }
         #expect((error?.message.count ?? 1000) < 300)
-        let control = #expect(throws: SyncError.self) { try TweetID(validating: "1\n2") }
+        let control = #expect(throws: CollectionsAPIError.self) { try TweetID(validating: "1\n2") }
         #expect(control?.message.contains("\"1\\n2\"") == true)
     }
 

@@ -38,8 +38,8 @@ struct DecodingTests {
         #expect(page.timelineID == "custom-1")
         #expect(page.timeline?.name == "Cats" && page.timeline?.userID == "42" && page.timeline?.timelineOrder == "curation_reverse_chron")
         #expect(page.entries == [
-            .init(tweetID: "504032379045179393", sortIndex: "371578415352947200", featureContext: "HBgGY3VzdG9t"),
-            .init(tweetID: "18446744073709551615", sortIndex: "1"),
+            .init(tweet: "504032379045179393", sortIndex: "371578415352947200", featureContext: "HBgGY3VzdG9t"),
+            .init(tweet: "18446744073709551615", sortIndex: "1"),
         ])
         #expect(page.position == .init(maxPosition: "371578415352947200", minPosition: "1", wasTruncated: true))
     }

@@ -1,3 +1,4 @@
+import CollectionsAPI
 import CollectionsMock
 import Foundation
 import Testing
@@ -67,7 +68,7 @@ import Testing
             let journal = h.server.journal()
             #expect(journal.map(\.sequence) == [1, 2, 3])
             #expect(journal.map(\.method) == ["POST", "POST", "GET"])
-            #expect(journal.map(\.path) == [MockEndpoint.add.path, MockEndpoint.curate.path, MockEndpoint.entries.path])
+            #expect(journal.map(\.path) == [Endpoint.add.servedPath, Endpoint.curate.servedPath, Endpoint.entries.servedPath])
             #expect(journal.map(\.status) == [200, 200, 400])
             #expect(journal.map(\.applied) == [true, false, false])
             #expect(journal[0].parameters == ["id": id, "tweet_id": "1"], "oauth_* parameters are left out")
@@ -78,7 +79,7 @@ import Testing
             let over = try await h.admin("GET", "journal")
             let requests = over.json["requests"].array
             #expect(requests.count == 3)
-            #expect(requests[0]["method"].string == "POST" && requests[0]["path"].string == MockEndpoint.add.path)
+            #expect(requests[0]["method"].string == "POST" && requests[0]["path"].string == Endpoint.add.servedPath)
             #expect(requests[0]["endpoint"].string == "collections/entries/add")
             #expect(requests[0]["params"]["tweet_id"].string == "1")
             #expect(requests[0]["status"].int == 200 && requests[0]["applied"].bool == true)

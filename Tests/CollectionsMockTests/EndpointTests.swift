@@ -1,3 +1,4 @@
+import CollectionsAPI
 import CollectionsMock
 import Testing
 
@@ -103,11 +104,11 @@ import Testing
 
             // Bad parameters.
             for (endpoint, form, code) in [
-                (MockEndpoint.add, [("id", id)], 38), (.add, [("id", id), ("tweet_id", "abc")], 44),
+                (Endpoint.add, [("id", id)], 38), (.add, [("id", id), ("tweet_id", "abc")], 44),
                 (.add, [("id", id), ("tweet_id", "0123")], 44), (.add, [("id", id), ("tweet_id", "18446744073709551616")], 44),
                 (.add, [("id", id), ("tweet_id", "5"), ("above", "maybe")], 44), (.remove, [("tweet_id", "5")], 38),
                 (.add, [("id", id), ("tweet_id", "5"), ("relative_to", "x")], 44),
-            ] as [(MockEndpoint, [(String, String)], Int)] {
+            ] as [(Endpoint, [(String, String)], Int)] {
                 let reply = try await h.post(endpoint, form)
                 #expect(reply.status == 400, "\(endpoint) \(form)")
                 #expect(reply.errorCode == code, "\(endpoint) \(form)")
@@ -196,7 +197,7 @@ import Testing
             #expect(h.server.tweetIDs(of: id) == ["5", "4", "2", "1"])
 
             // Numbers as tweet ids are accepted too; an empty list is fine.
-            let numeric = try await h.send("POST", MockEndpoint.curate.path,
+            let numeric = try await h.send("POST", Endpoint.curate.servedPath,
                                            json: Array(#"{"id":"\#(id)","changes":[{"op":"remove","tweet_id":18446744073709551615}]}"#.utf8))
             #expect(numeric.changeErrors == ["remove 18446744073709551615": "not_found"])
             #expect(try await h.curate(id, []).text == #"{"objects":{},"response":{"errors":[]}}"#)
@@ -213,7 +214,7 @@ import Testing
             #expect(try await h.curate(id, [("frob", "12")]).errorCode == 44)
             for body in ["{\"id\":", "[]", "{}", #"{"id":5,"changes":[]}"#, #"{"id":"\#(id)","changes":{}}"#,
                          #"{"id":"\#(id)","changes":[{"op":"add"}]}"#, #"{"id":"\#(id)","changes":[{"op":"add","tweet_id":true}]}"#, ""] {
-                let bad = try await h.send("POST", MockEndpoint.curate.path, json: Array(body.utf8))
+                let bad = try await h.send("POST", Endpoint.curate.servedPath, json: Array(body.utf8))
                 #expect(bad.status == 422, "\(body)")
                 #expect(bad.json["errors"][0]["message"].string != nil, "\(body)")
                 #expect(!bad.json["errors"][0]["code"].exists, "\(body)")
@@ -307,9 +308,9 @@ import Testing
     @Test func wrongMethodsAndUnknownPaths() async throws {
         try await withHarness { h in
             let id = try h.server.createCollection()
-            for endpoint in MockEndpoint.allCases {
+            for endpoint in Endpoint.allCases {
                 let wrong = endpoint.method == "GET" ? "POST" : "GET"
-                let reply = try await h.send(wrong, endpoint.path, query: [("id", id)])
+                let reply = try await h.send(wrong, endpoint.servedPath, query: [("id", id)])
                 #expect(reply.status == 400, "\(endpoint)")
                 #expect(reply.errorCode == 86, "\(endpoint)")
             }

@@ -1,3 +1,4 @@
+import CollectionsAPI
 import AsyncHTTPClient
 import CollectionsMock
 import Foundation
@@ -40,7 +41,7 @@ import Testing
             let id = try h.server.createCollection()
             let until = h.server.now + 120
             h.server.rateLimit(until: until)
-            for endpoint in [MockEndpoint.show, .entries] {
+            for endpoint in [Endpoint.show, .entries] {
                 let reply = try await h.get(endpoint, [("id", id)])
                 #expect(reply.status == 429 && reply.errorCode == 88)
                 #expect(reply.header("x-rate-limit-remaining") == "0")
@@ -98,7 +99,7 @@ import Testing
             let id = try h.server.createCollection()
             h.server.setBlackhole(true)
             await #expect(throws: HTTPClientError.deadlineExceeded) {
-                try await h.send("POST", MockEndpoint.add.path, form: [("id", id), ("tweet_id", "1")], timeout: .milliseconds(300))
+                try await h.send("POST", Endpoint.add.servedPath, form: [("id", id), ("tweet_id", "1")], timeout: .milliseconds(300))
             }
             #expect(h.server.journal().last?.outcome == .blackholed)
             #expect(h.server.journal().last?.status == nil)
@@ -109,7 +110,7 @@ import Testing
             // Over HTTP: once.
             _ = try await h.admin("POST", "faults", #"{"blackhole":{"count":1}}"#)
             await #expect(throws: HTTPClientError.deadlineExceeded) {
-                _ = try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timeout: .milliseconds(300))
+                _ = try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timeout: .milliseconds(300))
             }
             #expect(try await h.get(.show, [("id", id)]).status == 200)
             _ = try await h.admin("POST", "faults", #"{"blackhole":true}"#)
@@ -180,7 +181,7 @@ import Testing
             let id = try h.server.createCollection()
             let realNow = Int64(Date().timeIntervalSince1970)
             h.server.setClockOffset(-600)
-            let skewed = try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timestamp: realNow)
+            let skewed = try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timestamp: realNow)
             #expect(skewed.status == 401 && skewed.errorCode == 135)
             // A client corrects its clock from the Date header and succeeds.
             let date = try #require(skewed.header("date"))
@@ -190,7 +191,7 @@ import Testing
             formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
             let serverTime = try #require(formatter.date(from: date)).timeIntervalSince1970
             #expect(abs(serverTime - Double(realNow - 600)) <= 30, "the Date header shows the offset (slack for a loaded machine)")
-            #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timestamp: Int64(serverTime)).status == 200)
+            #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timestamp: Int64(serverTime)).status == 200)
 
             // Bracket the answer's "now" by real time taken around the call: under load seconds pass.
             let before = Date().timeIntervalSince1970
@@ -199,9 +200,9 @@ import Testing
             #expect(set.json["clock_offset_s"].double == 3600)
             let skewedNow = set.json["now"].double ?? 0
             #expect(skewedNow >= before + 3600 - 1 && skewedNow <= after + 3600 + 1)
-            #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timestamp: realNow).errorCode == 135)
+            #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timestamp: realNow).errorCode == 135)
             _ = try await h.admin("DELETE", "faults")
-            #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timestamp: realNow).status == 200)
+            #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timestamp: realNow).status == 200)
         }
     }
 
@@ -233,7 +234,7 @@ import Testing
             await h.server.beginOutage()
             #expect(h.server.isInOutage)
             #expect(connectionRefused(port: port))
-            await #expect(throws: (any Error).self) { try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timeout: .seconds(1)) }
+            await #expect(throws: (any Error).self) { try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timeout: .seconds(1)) }
             #expect(h.server.faults.outage)
 
             try await h.server.endOutage()
@@ -278,7 +279,7 @@ import Testing
             #expect(!connectionRefused(port: h.port))
             #expect(try await h.get(.show, [("id", id)]).status == 200)
             // The admin port serves nothing else.
-            #expect(try await h.raw("GET", MockEndpoint.show.path, port: adminPort).status == 404)
+            #expect(try await h.raw("GET", Endpoint.show.servedPath, port: adminPort).status == 404)
         }
     }
 

@@ -66,7 +66,7 @@ import Testing
     }
 
     func signedGet(_ h: Harness, query: String, close: Bool = false) -> String {
-        let path = MockEndpoint.show.path
+        let path = Endpoint.show.servedPath
         let header = OAuth1.authorize(
             method: "GET", baseURL: "http://127.0.0.1:\(h.port)\(path)", parameters: PercentEncoding.parseQuery(query[...]) ?? [],
             consumerKey: h.credentials.consumerKey, consumerSecret: h.credentials.consumerSecret,
@@ -104,7 +104,7 @@ import Testing
         var configuration = MockConfiguration()
         configuration.maxBodyBytes = 1000
         try await withHarness(configuration) { h in
-            let big = try await h.send("POST", MockEndpoint.curate.path, json: Array(repeating: UInt8(ascii: " "), count: 5000))
+            let big = try await h.send("POST", Endpoint.curate.servedPath, json: Array(repeating: UInt8(ascii: " "), count: 5000))
             #expect(big.status == 413)
             let connection = try RawConnection(port: h.port)
             connection.write("NOT HTTP AT ALL\r\n\r\n")

@@ -30,7 +30,7 @@ enum KnownAnswer {
     static func configuration(origin: String) -> MockConfiguration {
         var configuration = MockConfiguration()
         configuration.credentials = [credentials]
-        configuration.clock = .fixed(Double(timestamp))
+        configuration.clock = .fixed(millis: Int64(timestamp) * 1000)
         configuration.signatureOrigin = origin
         return configuration
     }
@@ -112,13 +112,13 @@ enum KnownAnswer {
         try await withHarness { h in
             let id = try h.server.createCollection()
             for mode in [AuthMode.header, .query, .form] {
-                let reply = try await h.send("POST", MockEndpoint.add.path, form: [("id", id), ("tweet_id", "1")], auth: mode)
+                let reply = try await h.send("POST", Endpoint.add.servedPath, form: [("id", id), ("tweet_id", "1")], auth: mode)
                 #expect(reply.status == 200, "\(mode)")
-                #expect(try await h.send("POST", MockEndpoint.remove.path, query: [("id", id), ("tweet_id", "1")], auth: mode).status == 200, "\(mode)")
-                #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], auth: mode).status == 200, "\(mode)")
+                #expect(try await h.send("POST", Endpoint.remove.servedPath, query: [("id", id), ("tweet_id", "1")], auth: mode).status == 200, "\(mode)")
+                #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], auth: mode).status == 200, "\(mode)")
             }
             // Query and form parameters are both signed; a JSON body is not.
-            let mixed = try await h.send("POST", MockEndpoint.add.path, query: [("id", id)], form: [("tweet_id", "2")], auth: .form)
+            let mixed = try await h.send("POST", Endpoint.add.servedPath, query: [("id", id)], form: [("tweet_id", "2")], auth: .form)
             #expect(mixed.status == 200 && mixed.changeErrors.isEmpty)
             #expect(try await h.curate(id, [("add", "3")]).status == 200)
             // Spaces, '+' and non-ASCII survive encoding.
@@ -131,28 +131,28 @@ enum KnownAnswer {
 
     @Test func nonceReuseAndSkewedTimestamps() async throws {
         var configuration = MockConfiguration()
-        configuration.clock = .fixed(1_700_000_000.5)  // exact boundaries
+        configuration.clock = .fixed(millis: 1_700_000_000_500)  // exact boundaries
         try await withHarness(configuration) { h in
             let id = try h.server.createCollection()
             let now: Int64 = 1_700_000_000
-            #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], nonce: "same-nonce").status == 200)
-            let reused = try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], nonce: "same-nonce")
+            #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], nonce: "same-nonce").status == 200)
+            let reused = try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], nonce: "same-nonce")
             #expect(reused.status == 401 && reused.errorCode == 32)
-            let reusedElsewhere = try await h.send("POST", MockEndpoint.add.path, form: [("id", id), ("tweet_id", "1")], nonce: "same-nonce")
+            let reusedElsewhere = try await h.send("POST", Endpoint.add.servedPath, form: [("id", id), ("tweet_id", "1")], nonce: "same-nonce")
             #expect(reusedElsewhere.status == 401 && reusedElsewhere.errorCode == 32)
             #expect(h.server.tweetIDs(of: id) == [])
 
             for skew: Int64 in [-400, -301, 301, 3600] {
-                let reply = try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timestamp: now + skew)
+                let reply = try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timestamp: now + skew)
                 #expect(reply.status == 401 && reply.errorCode == 135, "\(skew)")
             }
             for skew: Int64 in [-300, 300] {
-                #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], timestamp: now + skew).status == 200, "\(skew)")
+                #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], timestamp: now + skew).status == 200, "\(skew)")
             }
             // A request rejected for its timestamp did not burn its nonce.
-            let skewed = try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], nonce: "n2", timestamp: now - 1000)
+            let skewed = try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], nonce: "n2", timestamp: now - 1000)
             #expect(skewed.errorCode == 135)
-            #expect(try await h.send("GET", MockEndpoint.show.path, query: [("id", id)], nonce: "n2").status == 200)
+            #expect(try await h.send("GET", Endpoint.show.servedPath, query: [("id", id)], nonce: "n2").status == 200)
         }
     }
 
@@ -161,7 +161,7 @@ enum KnownAnswer {
         configuration.credentials = [.test, .otherTest]
         try await withHarness(configuration) { h in
             let id = try h.server.createCollection()
-            let show = MockEndpoint.show.path
+            let show = Endpoint.show.servedPath
             let cases: [(String, Reply, Int, Int)] = [
                 ("no auth", try await h.send("GET", show, query: [("id", id)], auth: .none), 400, 215),
                 ("basic", try await h.send("GET", show, query: [("id", id)], auth: .raw("Basic dXNlcjpwYXNz")), 400, 215),
@@ -184,7 +184,7 @@ enum KnownAnswer {
                 #expect(reply.status == status, "\(name)")
                 #expect(reply.errorCode == code, "\(name)")
             }
-            let bearer = try await h.send("POST", MockEndpoint.add.path, form: [("id", id), ("tweet_id", "7")],
+            let bearer = try await h.send("POST", Endpoint.add.servedPath, form: [("id", id), ("tweet_id", "7")],
                                           auth: .bearer(MockCredentials.test.bearerToken!))
             #expect(bearer.status == 200 && bearer.changeErrors.isEmpty)
             let otherBearer = try await h.get(.show, [("id", id)], auth: .bearer(MockCredentials.otherTest.bearerToken!))

@@ -1,3 +1,4 @@
+import CollectionsAPI
 @testable import CollectionsMock
 import Testing
 

@@ -154,21 +154,21 @@ struct Harness: Sendable {
     }
 
     /// A GET of an endpoint.
-    func get(_ endpoint: MockEndpoint, _ query: [(String, String)] = [], auth: AuthMode = .header,
+    func get(_ endpoint: Endpoint, _ query: [(String, String)] = [], auth: AuthMode = .header,
              credentials: MockCredentials? = nil) async throws -> Reply {
-        try await send("GET", endpoint.path, query: query, auth: auth, credentials: credentials)
+        try await send("GET", endpoint.servedPath, query: query, auth: auth, credentials: credentials)
     }
 
     /// A POST of an endpoint with a form body.
-    func post(_ endpoint: MockEndpoint, _ form: [(String, String)], auth: AuthMode = .header,
+    func post(_ endpoint: Endpoint, _ form: [(String, String)], auth: AuthMode = .header,
               credentials: MockCredentials? = nil) async throws -> Reply {
-        try await send("POST", endpoint.path, form: form, auth: auth, credentials: credentials)
+        try await send("POST", endpoint.servedPath, form: form, auth: auth, credentials: credentials)
     }
 
     /// `entries/curate` with these changes.
     func curate(_ id: String, _ changes: [(String, String)], credentials: MockCredentials? = nil) async throws -> Reply {
         let list = changes.map { "{\"op\":\"\($0.0)\",\"tweet_id\":\"\($0.1)\"}" }.joined(separator: ",")
-        return try await send("POST", MockEndpoint.curate.path,
+        return try await send("POST", Endpoint.curate.servedPath,
                               json: Array("{\"id\":\"\(id)\",\"changes\":[\(list)]}".utf8), credentials: credentials)
     }
 

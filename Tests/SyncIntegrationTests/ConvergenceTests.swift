@@ -94,7 +94,7 @@ struct ConvergenceTests {
                 // client, it tries again once (an add or remove applied twice is answered, not failed).
                 for attempt in 1...2 {
                     do {
-                        _ = add ? try await third.add(String(tweet), to: id) : try await third.remove(String(tweet), from: id)
+                        _ = add ? try await third.add(TweetID(UInt64(tweet))!, to: collection) : try await third.remove(TweetID(UInt64(tweet))!, from: collection)
                         break
                     } catch let error as CollectionsAPIError where error.code == .network && attempt == 1 {
                         continue
@@ -112,7 +112,7 @@ struct ConvergenceTests {
         }
         if down { try await server.endOutage() }
         for _ in 0..<2 {
-            for replica in replicas { _ = try await replica.engine.flush(FlushOptions(deadline: .now + .seconds(30), wait: true)) }
+            for replica in replicas { _ = try await replica.engine.flush(FlushOptions(timeLimit: .seconds(30), wait: true)) }
             for replica in replicas { try await replica.engine.pull(collection) }
         }
 

@@ -60,7 +60,7 @@ struct FlushIntegrationTests {
             server.setBlackhole(true)
             let clock = ContinuousClock()
             let start = clock.now
-            let report = try await harness.engine.flush(FlushOptions(deadline: clock.now + .milliseconds(700)))
+            let report = try await harness.engine.flush(FlushOptions(timeLimit: .milliseconds(700)))
             // Well below the 30 s request timeout a blackholed request would otherwise wait.
             #expect(clock.now - start < .seconds(15))
             #expect(report.stopReason == .deadline && report.pending == 3)
@@ -135,7 +135,7 @@ struct FlushIntegrationTests {
             let transport = AsyncHTTPClientTransport()
             let other = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials,
                 transport: transport)
-            #expect(try await other.destroy(doomed))
+            #expect(try await other.destroy(try CollectionID(validating: doomed)))
             try await transport.shutdown()
             try await harness.store.remove(tweetIDs(1...2), from: try CollectionID(validating: doomed))
             try await harness.store.remove(tweetIDs(1...2), from: try CollectionID(validating: keep))
@@ -194,8 +194,8 @@ struct FlushIntegrationTests {
             let transport = AsyncHTTPClientTransport()
             let device = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials,
                 transport: transport)
-            _ = try await device.remove("5", from: id)
-            _ = try await device.add("2000", to: id)
+            _ = try await device.remove(tweetIDs(5...5)[0], from: collection)
+            _ = try await device.add(tweetIDs(2000...2000)[0], to: collection)
             try await transport.shutdown()
             try await harness.store.remove(tweetIDs(5...5), from: collection)
             try await harness.store.add(tweetIDs(5...5), to: collection)

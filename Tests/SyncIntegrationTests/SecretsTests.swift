@@ -54,8 +54,8 @@ struct SecretsTests {
                     await server.beginOutage()
                     await attempt { try await engine.flush() }
                     try await server.endOutage()
-                    await attempt { try await engine.flush(FlushOptions(deadline: .now + .seconds(20), wait: true)) }
-                    await attempt { try await client.show("custom-404") }
+                    await attempt { try await engine.flush(FlushOptions(timeLimit: .seconds(20), wait: true)) }
+                    await attempt { try await client.show(try CollectionID(validating: "custom-404")) }
                     texts.append("\(credentials)")
                     texts.append(String(reflecting: credentials))
                     collector.cancel()

@@ -89,6 +89,14 @@ final class Connection {
         return rows
     }
 
+    /// Runs one cached statement and hands each row to `body` (nothing is collected).
+    func forEach(_ sql: String, _ bindings: [SQLiteValue], _ body: (Statement) throws -> Void) throws {
+        let statement = try self.statement(sql)
+        defer { statement.reset() }
+        try statement.bind(bindings)
+        while try statement.step() { try body(statement) }
+    }
+
     /// Runs one cached statement and maps its first row, if any.
     func queryFirst<T>(_ sql: String, _ bindings: SQLiteValue..., row: (Statement) throws -> T) throws -> T? {
         let statement = try self.statement(sql)
@@ -201,4 +209,14 @@ final class Statement {
         return String(cString: text)
     }
     func optionalString(_ column: Int32) -> String? { isNull(column) ? nil : string(column) }
+
+    /// Whether the text of `column` is `text`, byte for byte (no string is made).
+    func equals(_ column: Int32, _ text: String) -> Bool {
+        guard let bytes = sqlite3_column_text(handle, column) else { return false }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        var text = text
+        return text.withUTF8 { utf8 in
+            utf8.count == count && (count == 0 || memcmp(utf8.baseAddress!, bytes, count) == 0)
+        }
+    }
 }

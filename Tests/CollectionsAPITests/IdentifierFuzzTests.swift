@@ -1,11 +1,11 @@
-@testable import CollectionSync
+@testable import CollectionsAPI
 import Foundation
 import PropertyBased
 import Testing
 import TestSupport
 
 /// The id validators against random text: they accept exactly the canonical forms and refuse
-/// everything else with ``SyncError/Code/invalidInput``, never crashing.
+/// everything else with ``CollectionsAPIError/Code/invalidArgument``, never crashing.
 @Suite("Fuzzing: tweet and collection id validators")
 struct IdentifierFuzzTests {
     static let alphabet = Array("0123456789custom-+ é\u{0}\u{FF10}x1")
@@ -18,13 +18,13 @@ struct IdentifierFuzzTests {
             do {
                 let id = try TweetID(validating: text)
                 #expect(canonical && id.rawValue == text && String(id.value) == text, "accepted \(text.debugDescription)")
-            } catch let error as SyncError {
-                #expect(!canonical && error.code == .invalidInput, "refused \(text.debugDescription)")
+            } catch let error as CollectionsAPIError {
+                #expect(!canonical && error.code == .invalidArgument, "refused \(text.debugDescription)")
             } catch {
                 Issue.record("untyped error for \(text.debugDescription): \(error)")
             }
         }
-        #expect(throws: SyncError.self) { try TweetID(validating: "18446744073709551616") }
+        #expect(throws: CollectionsAPIError.self) { try TweetID(validating: "18446744073709551616") }
         #expect(try TweetID(validating: "18446744073709551615").value == .max)
     }
 
@@ -39,8 +39,8 @@ struct IdentifierFuzzTests {
             do {
                 _ = try CollectionID(validating: text)
                 #expect(valid, "accepted \(text.debugDescription)")
-            } catch let error as SyncError {
-                #expect(!valid && error.code == .invalidInput, "refused \(text.debugDescription)")
+            } catch let error as CollectionsAPIError {
+                #expect(!valid && error.code == .invalidArgument, "refused \(text.debugDescription)")
             } catch {
                 Issue.record("untyped error for \(text.debugDescription): \(error)")
             }

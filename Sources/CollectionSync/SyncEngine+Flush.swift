@@ -1,0 +1,155 @@
+import CollectionsAPI
+import Foundation
+
+/// The flush's driver: it performs the actions of a ``FlushRound`` and feeds their results back
+/// to it. Every decision is the round's; here are only the claims, requests, commits and sleeps.
+extension SyncEngine {
+    /// What a child task of the flush brings back.
+    private enum Completion: Sendable {
+        case event(FlushRound.Event)
+        /// A store call (or the lease check before a request) threw.
+        case storeFailed(FlushRound.StoreCall, any Error)
+    }
+
+    /// Flushes while holding `lease`, until the round finishes.
+    func drain(lease: FlusherLease, options: FlushOptions, stopwatch: Stopwatch) async throws -> FlushReport {
+        client.clockOffset = try await store.clockOffset(apiBase: apiBase)
+        var settings = FlushRound.Settings()
+        settings.batchSize = configuration.batchSize
+        settings.concurrency = configuration.concurrency
+        settings.wait = options.wait
+        settings.deadline = options.timeLimit
+        settings.backoff = configuration.backoff
+        settings.maxAttempts = configuration.maxAttempts
+        settings.apiBase = apiBase
+        settings.jitter = configuration.jitter
+        var round = FlushRound(settings)
+        let wallClock = store.wallClock
+        func now() -> FlushRound.Now { FlushRound.Now(elapsed: stopwatch.elapsed, wall: wallClock.nowMillis()) }
+
+        var failure: (any Error)?
+        let report = await withTaskGroup(of: Completion.self, returning: FlushReport.self) { group in
+            var actions = round.start(at: now())
+            var toldCancelled = false
+            while true {
+                for action in actions {
+                    switch action {
+                    case .finish(let report):
+                        group.cancelAll()
+                        return report
+                    case .readGate:
+                        let endpoints = settings.endpoints
+                        group.addTask { [store, apiBase] in
+                            do { return .event(.gateRead(try await store.flushGate(apiBase: apiBase, endpoints: endpoints))) }
+                            catch { return .storeFailed(.gate, error) }
+                        }
+                    case .claim(let limit):
+                        group.addTask { [store] in
+                            do { return .event(.claimed(try await store.claimDueOps(lease: lease, limit: limit))) }
+                            catch { return .storeFailed(.claim, error) }
+                        }
+                    case .readQueue:
+                        group.addTask { [store] in
+                            do { return .event(.queueRead(try await store.queueSummary())) }
+                            catch { return .storeFailed(.queue, error) }
+                        }
+                    case .send(let request):
+                        let timeout = options.timeLimit.map { $0 - stopwatch.elapsed }
+                        group.addTask { await self.perform(request, lease: lease, timeout: timeout) }
+                    case .commit(let commit):
+                        group.addTask { await self.commit(commit, lease: lease) }
+                    case .correctClock(let offset):
+                        client.clockOffset = offset
+                        logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
+                    case .sleep(let pause):
+                        group.addTask { [clock = configuration.clock] in
+                            do {
+                                try await clock.sleep(for: pause)
+                                return .event(.woke)
+                            } catch {
+                                return .event(.cancelled)
+                            }
+                        }
+                    case .emit(let event):
+                        emit(event)
+                    }
+                }
+                guard let completion = await group.next() else {
+                    preconditionFailure("the flush round waits for nothing")  // every pass ends in an action
+                }
+                actions = []
+                if Task.isCancelled, !toldCancelled {
+                    toldCancelled = true
+                    actions += round.receive(.cancelled, at: now())
+                }
+                switch completion {
+                case .event(let event):
+                    actions += round.receive(event, at: now())
+                case .storeFailed(let call, let error):
+                    if failure == nil { failure = error }
+                    actions += round.receive(.storeFailed(call), at: now())
+                }
+            }
+        }
+        if let failure { throw failure }
+        return try await finalReport(report)
+    }
+
+    /// Sends one request of the round, unless the lease was lost.
+    private func perform(_ request: FlushRound.Request, lease: FlusherLease, timeout: Duration?) async -> Completion {
+        // A flusher whose lease was taken over sends nothing more: the new holder owns these ops.
+        // (A lease renewed moments ago is surely held: the database is asked only when it is not.)
+        do {
+            guard holdsLeaseSurely(lease) ? true : try await store.holdsFlusherLease(lease) else {
+                throw SyncError(code: .leaseNotHeld, message: "the flusher lease was taken over by another flusher")
+            }
+        } catch {
+            return .storeFailed(.request(request.id), error)
+        }
+        let collection = request.collection
+        do {
+            if request.confirmsMissing {
+                _ = try await client.show(collection, timeout: timeout)
+                return .event(.answered(request.id, .found))
+            }
+            emit(.requestSent(endpoint: request.endpoint, ops: request.ops.count))
+            logger.debug("sending", metadata: ["collection.id": "\(collection)", "api.endpoint": "\(request.endpoint.rawValue)",
+                                               "op.count": "\(request.ops.count)"])
+            let answer: ChangeResult
+            switch request.endpoint {
+            case .add: answer = try await client.add(request.ops[0].tweet, to: collection, timeout: timeout)
+            case .remove: answer = try await client.remove(request.ops[0].tweet, from: collection, timeout: timeout)
+            default: answer = try await client.curate(collection, changes: request.ops.map(AnswerPolicy.change(for:)), timeout: timeout)
+            }
+            return .event(.answered(request.id, .changes(answer.outcomes.map(\.outcome), rateLimit: answer.rateLimit)))
+        } catch let error as CollectionsAPIError {
+            return .event(.failed(request.id, error))
+        } catch {
+            // The client throws only its own errors; anything else is taken for a lost connection.
+            return .event(.failed(request.id, CollectionsAPIError(code: .network, message: "\(request.endpoint.rawValue) failed: \(type(of: error))")))
+        }
+    }
+
+    /// Commits one set of outcomes, then announces them.
+    private func commit(_ commit: FlushRound.Commit, lease: FlusherLease) async -> Completion {
+        do {
+            try await store.commit(commit.store, apiBase: apiBase, lease: lease)
+        } catch {
+            return .storeFailed(.commit, error)
+        }
+        for (op, result) in zip(commit.ops, commit.store.results) {
+            switch result.outcome {
+            case .applied:
+                emit(.applied(op))
+            case .alreadyApplied:
+                emit(.reconciled(op))
+            case .failed(let reason):
+                emit(.failed(op, reason: reason))
+                logger.info("op dead-lettered", metadata: ["op.id": "\(op.id)", "collection.id": "\(op.collection)", "reason": "\(reason)"])
+            case .retry, .release:
+                break
+            }
+        }
+        return .event(.committed(commit))
+    }
+}

@@ -1,0 +1,227 @@
+import CollectionsAPI
+import Foundation
+
+/// What the server's answer means for one in-flight op.
+public enum OpOutcome: Sendable, Hashable {
+    /// The change was applied.
+    case applied
+    /// The server already had the intent (`remove` + `not_found`, `add` + `duplicate`).
+    case alreadyApplied
+    /// A permanent refusal: the op is dead-lettered with `reason`, the local view reverts.
+    case failed(reason: String)
+    /// Not applied, try again at `at` (transient failures); the attempt counts.
+    case retry(at: Date, error: String)
+    /// Not applied and the attempt does not count (authentication or configuration stops, rate
+    /// limits, the deadline, not sent); not sent again before `until` when given.
+    case release(error: String, until: Date? = nil)
+}
+
+/// The outcome of one op, for ``SyncStore/complete(_:lease:)``.
+public struct OpResult: Sendable, Hashable {
+    public let op: OpID
+    public let outcome: OpOutcome
+
+    public init(op: OpID, outcome: OpOutcome) {
+        self.op = op
+        self.outcome = outcome
+    }
+}
+
+/// Everything one answer (or a few, committed together) changes, written in one transaction:
+/// the ops' outcomes with their bases, views and log lines, and what the answer taught about
+/// the API base (a success, an exhausted rate-limit window, the server's clock).
+struct FlushCommit: Sendable, Hashable {
+    var results: [OpResult] = []
+    var rateLimits: [RateLimitState] = []
+    /// The base answered successfully (a later 404 from it can mean a missing collection).
+    var apiSucceeded = false
+    /// The offset of the server's clock from ours, learned from a clock-skew answer.
+    var clockOffset: Duration?
+
+    var isEmpty: Bool { results.isEmpty && rateLimits.isEmpty && !apiSucceeded && clockOffset == nil }
+}
+
+/// How many ops wait, and when the first one that is not due becomes due.
+struct QueueSummary: Sendable, Hashable {
+    /// Pending and in-flight ops.
+    var pending: Int
+    /// Dead letters.
+    var failed: Int
+    /// The earliest next attempt of a pending op that is not due now.
+    var nextAttemptAt: Int64?
+}
+
+extension SyncStore {
+    /// Claims up to `limit` due pending ops, oldest first, for the holder of `lease`: each is
+    /// marked in flight and its attempt counted, committed before anything is sent. An op is
+    /// never claimed while an older op of its key is pending or in flight.
+    public func claimDueOps(lease: FlusherLease, limit: Int) async throws -> [Op] {
+        guard limit > 0 else { return [] }
+        return try await write(onQueue: true) { tx in
+            try tx.requireLease(lease)
+            // The due ops in id order (the scan stops after `limit`), then one update marks them
+            // (cheaper than an UPDATE … RETURNING of whole rows, which buffers every row).
+            let due = try tx.db.query("""
+                SELECT \(Op.columns) FROM ops o
+                WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
+                  AND NOT EXISTS (SELECT 1 FROM ops p
+                                  WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
+                                    AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                ORDER BY o.id LIMIT ?2
+                """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
+            guard !due.isEmpty else { return [] }
+            try tx.move(.ids(due.map(\.id)), from: [.pending], to: .claimed(by: lease.holder))
+            return due.map { $0.claimed() }
+        }
+    }
+
+    /// Commits the outcomes of in-flight ops in one transaction: op states, the keys' bases and
+    /// views, and the log. Results for ops this lease does not hold in flight (taken over after
+    /// the lease expired) are ignored: their replay reconciles. Returns how many were committed.
+    @discardableResult
+    public func complete(_ results: [OpResult], lease: FlusherLease) async throws -> Int {
+        try await write(onQueue: true) { tx in try tx.complete(results, holder: lease.holder) }
+    }
+
+    /// Commits a flush's outcomes and what the answers taught about the API base, in one
+    /// transaction. Returns how many op results were committed.
+    @discardableResult
+    func commit(_ commit: FlushCommit, apiBase: String, lease: FlusherLease) async throws -> Int {
+        try await write(onQueue: true) { tx in
+            let committed = try tx.complete(commit.results, holder: lease.holder)
+            for state in commit.rateLimits { try tx.record(state, apiBase: apiBase) }
+            if commit.apiSucceeded { try tx.recordAPISuccess(apiBase: apiBase) }
+            if let offset = commit.clockOffset { try tx.record(clockOffset: offset, apiBase: apiBase) }
+            return committed
+        }
+    }
+
+    /// Pending ops (due or not), dead letters, and the earliest time a not-yet-due op becomes due.
+    func queueSummary() async throws -> QueueSummary {
+        let now = wallClock.nowMillis()
+        return try await database.read { db in
+            let (pending, failed) = try db.queryFirst(
+                "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collections"
+            ) { ($0.int(0), $0.int(1)) } ?? (0, 0)
+            let next = try db.queryFirst(
+                "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
+                .integer(now)) { $0.optionalInt64(0) } ?? nil
+            return QueueSummary(pending: pending, failed: failed, nextAttemptAt: next)
+        }
+    }
+}
+
+extension Op {
+    /// This op as a claim leaves it: in flight, one more attempt counted.
+    func claimed() -> Op {
+        Op(id: id, kind: kind, collection: collection, tweet: tweet, state: .inFlight, hlc: hlc, createdAt: createdAt,
+           attempts: attempts + 1, nextAttemptAt: nextAttemptAt, lastError: lastError)
+    }
+}
+
+extension WriteTransaction {
+    /// Commits `results` for the ops `holder` holds in flight (others are skipped; an op given
+    /// twice counts once, its first result); returns how many were committed.
+    ///
+    /// Answered ops (applied, or already applied) are the flush's hot path: they are committed
+    /// set-based, a few statements per batch instead of four per op.
+    mutating func complete(_ results: [OpResult], holder: String) throws -> Int {
+        var seen = Set<OpID>(minimumCapacity: results.count)
+        var answered: [OpID] = []  // in the order given
+        var already: [String] = []   // those whose intent the server already had
+        var failed: [(OpID, String)] = []
+        // The other outcomes, grouped: a request's ops share theirs (one backoff draw per request).
+        var others: [(outcome: OpOutcome, ops: [OpID])] = []
+        var group: [OpOutcome: Int] = [:]
+        for result in results where seen.insert(result.op).inserted {
+            switch result.outcome {
+            case .applied:
+                answered.append(result.op)
+            case .alreadyApplied:
+                answered.append(result.op)
+                already.append(String(result.op.rawValue))
+            case .failed(let reason):
+                failed.append((result.op, reason))
+            case .retry, .release:
+                if let index = group[result.outcome] {
+                    others[index].ops.append(result.op)
+                } else {
+                    group[result.outcome] = others.count
+                    others.append((result.outcome, [result.op]))
+                }
+            }
+        }
+        var committed = answered.isEmpty ? 0 : try completeAnswered(answered, already: already, holder: holder)
+        for (id, reason) in failed where try fail(id, reason: reason, holder: holder) { committed += 1 }
+        for (outcome, ids) in others {
+            switch outcome {
+            case .retry(let at, let error):
+                committed += try move(.ids(ids), from: [.inFlight], heldBy: holder, to: .backedOff(until: at.millis, error: error))
+            case .release(let error, let until):
+                committed += try move(.ids(ids), from: [.inFlight], heldBy: holder, to: .released(error: error, until: until?.millis))
+            default:
+                preconditionFailure("grouped above")
+            }
+        }
+        return committed
+    }
+
+    /// An answered op's intent becomes its key's base. Its key's view does not change: it is the
+    /// intent of the key's newest pending or in-flight op, which is this op's or that of a newer
+    /// op queued behind it, and stays so. (Only a missing row, which no write leaves, is made.)
+    private mutating func completeAnswered(_ answered: [OpID], already: [String], holder: String) throws -> Int {
+        let ids = SQLiteValue.text(Self.jsonArray(answered.map { String($0.rawValue) }))
+        // Two stamps per answered op, consecutive: the op at index i of `answered` gets
+        // first + 2i for its base and first + 2i + 1 for its log line.
+        let first = try tick(count: 2 * answered.count)
+        try db.run("""
+            UPDATE entries SET base_present = o.kind = 'add', base_hlc = ?3 + 2 * j.key
+            FROM json_each(?1) j JOIN ops o ON o.id = j.value
+            WHERE o.state = 'in_flight' AND o.claimed_by = ?2
+              AND entries.collection_id = o.collection_id AND entries.tweet_id = o.tweet_id
+            """, ids, .text(holder), .integer(first.rawValue))
+        let based = db.changes
+        try db.run("""
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
+            SELECT ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
+                   CASE WHEN o.id NOT IN (SELECT value FROM json_each(?5)) THEN ?6 WHEN o.kind = 'remove' THEN ?7 ELSE ?8 END,
+                   o.id, o.hlc, o.kind
+            FROM json_each(?1) j JOIN ops o ON o.id = j.value
+            WHERE o.state = 'in_flight' AND o.claimed_by = ?2
+            ORDER BY j.key
+            """, ids, .text(holder), .integer(first.rawValue), .text(replicaID), .text(Self.jsonArray(already)),
+            .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
+        let held = db.changes
+        guard held > 0 else { return 0 }
+        if based < held {
+            // Keys without a row: made with the view the rule gives, and counted.
+            for (collection, present) in try db.query("""
+                INSERT INTO entries (collection_id, tweet_id, present, base_present, base_hlc)
+                SELECT o.collection_id, o.tweet_id,
+                       coalesce((SELECT w.kind = 'add' FROM ops w WHERE w.collection_id = o.collection_id AND w.tweet_id = o.tweet_id
+                                   AND w.id <> o.id AND w.state IN ('pending', 'in_flight') ORDER BY w.id DESC LIMIT 1), o.kind = 'add'),
+                       o.kind = 'add', ?3 + 2 * j.key
+                FROM json_each(?1) j JOIN ops o ON o.id = j.value
+                WHERE o.state = 'in_flight' AND o.claimed_by = ?2
+                  AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.collection_id = o.collection_id AND e.tweet_id = o.tweet_id)
+                RETURNING collection_id, present
+                """, ids, .text(holder), .integer(first.rawValue), row: { (CollectionID(trusted: $0.string(0)), $0.int(1) == 1) }) {
+                countView(collection, from: false, to: present)
+            }
+        }
+        try move(.ids(answered), from: [.inFlight], heldBy: holder, to: .gone)
+        return held
+    }
+
+    /// Dead-letters one op: the log says why, and its key's view reverts (to the intent of an op
+    /// queued behind it, else to the base).
+    private mutating func fail(_ id: OpID, reason: String, holder: String) throws -> Bool {
+        guard let op = try db.queryFirst("""
+            SELECT \(Op.columns) FROM ops o WHERE id = ? AND state = 'in_flight' AND claimed_by = ?
+            """, .integer(id.rawValue), .text(holder), row: Op.init(row:)) else { return false }
+        try move(.ids([op.id]), from: [.inFlight], heldBy: holder, to: .failed(reason: reason))
+        try log(.failed, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
+        try refreshView(op.collection, op.tweet)
+        return true
+    }
+}
