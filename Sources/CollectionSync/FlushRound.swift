@@ -76,6 +76,8 @@ struct FlushRound {
     /// Store calls whose failure the machine must know of, to count what is still outstanding.
     enum StoreCall: Hashable, Sendable {
         case gate, claim, queue, commit
+        /// A renewal of the lease while sleeping.
+        case sleep
         /// The lease check before a request: the request was never sent.
         case request(RequestID)
     }
@@ -186,7 +188,7 @@ struct FlushRound {
         case .storeFailed(let call):
             storeFailed = true
             switch call {
-            case .gate, .queue: return finish(.cancelled)
+            case .gate, .queue, .sleep: return finish(.cancelled)
             case .claim: claiming = false
             case .commit: commits -= 1
             case .request(let id): inFlight[id] = nil  // never sent: its ops stay in flight for the lease's next holder

@@ -62,14 +62,7 @@ extension SyncEngine {
                         client.clockOffset = offset
                         logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
                     case .sleep(let pause):
-                        group.addTask { [clock = configuration.clock] in
-                            do {
-                                try await clock.sleep(for: pause)
-                                return .event(.woke)
-                            } catch {
-                                return .event(.cancelled)
-                            }
-                        }
+                        group.addTask { await self.sleep(pause, renewing: lease) }
                     case .emit(let event):
                         emit(event)
                     }
@@ -128,6 +121,27 @@ extension SyncEngine {
             // The client throws only its own errors; anything else is taken for a lost connection.
             return .event(.failed(request.id, CollectionsAPIError(code: .network, message: "\(request.endpoint.rawValue) failed: \(type(of: error))")))
         }
+    }
+
+    /// Sleeps for `pause` in steps of a third of the lease's time to live, renewing the lease
+    /// after each, so that a long wait (a 15-minute rate-limit window) keeps it.
+    private func sleep(_ pause: Duration, renewing lease: FlusherLease) async -> Completion {
+        var remaining = pause
+        while remaining > .zero {
+            let step = min(remaining, configuration.leaseTTL / 3)
+            do {
+                try await configuration.clock.sleep(for: step)
+            } catch {
+                return .event(.cancelled)
+            }
+            remaining -= step
+            do {
+                noteLease(try await store.renewFlusherLease(lease, ttl: configuration.leaseTTL))
+            } catch {
+                return .storeFailed(.sleep, error)
+            }
+        }
+        return .event(.woke)
     }
 
     /// Commits one set of outcomes, then announces them.

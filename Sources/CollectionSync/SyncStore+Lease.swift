@@ -98,12 +98,14 @@ extension SyncStore {
         }
     }
 
-    /// Extends a held lease by `ttl` from now; ``SyncError/Code/leaseNotHeld`` when it was lost.
+    /// Extends a held lease by `ttl` from now; ``SyncError/Code/leaseNotHeld`` when it was taken
+    /// over or has expired (another flusher may take an expired lease at any moment: its holder
+    /// stops instead of racing it).
     public func renewFlusherLease(_ lease: FlusherLease, ttl: Duration = .seconds(30)) async throws -> FlusherLease {
         let ttlMillis = ttl.milliseconds
         return try await write { tx in
-            try tx.db.run("UPDATE flusher_lease SET expires_at = ? WHERE singleton = 1 AND holder = ?",
-                          .integer(tx.wallMillis + ttlMillis), .text(lease.holder))
+            try tx.db.run("UPDATE flusher_lease SET expires_at = ?1 WHERE singleton = 1 AND holder = ?2 AND expires_at > ?3",
+                          .integer(tx.wallMillis + ttlMillis), .text(lease.holder), .integer(tx.wallMillis))
             guard tx.db.changes == 1 else {
                 throw SyncError(code: .leaseNotHeld, message: "the flusher lease was taken over by another flusher")
             }

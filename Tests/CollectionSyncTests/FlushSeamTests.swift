@@ -25,6 +25,20 @@ struct FlushSeamTests {
         _ = try await store.renewFlusherLease(taken)
     }
 
+    @Test("an expired lease is not renewed, even when nobody has taken it yet: its holder stops instead of racing a takeover")
+    func expiredLeaseNotRenewed() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock()
+        let store = try await openStore(folder, clock: clock)
+        let lease = try acquired(try await store.acquireFlusherLease(ttl: .seconds(10)))
+        clock.advance(by: 9_999)
+        let renewed = try await store.renewFlusherLease(lease, ttl: .seconds(10))
+        clock.advance(by: 10_000)
+        let lost = await #expect(throws: SyncError.self) { try await store.renewFlusherLease(renewed, ttl: .seconds(10)) }
+        #expect(lost?.code == .leaseNotHeld)
+        #expect(try await !store.holdsFlusherLease(renewed))
+    }
+
     @Test("a holder on this host whose process is gone is taken over at once, its in-flight ops back to pending")
     func deadHolderTakenOver() async throws {
         let folder = TemporaryFolder()
@@ -62,7 +76,7 @@ struct FlushSeamTests {
         let store = try await openStore(folder, clock: clock)
         let a = try await store.remove([tweet(1)], from: c1)[0]
         let b = try await store.add([tweet(2)], to: c2)[0]
-        let lease = try acquired(try await store.acquireFlusherLease())
+        let lease = try acquired(try await store.acquireFlusherLease(ttl: .seconds(60)))
         #expect(try await store.claimDueOps(lease: lease, limit: 1).map(\.id) == [a.id])
         let behind = try await store.add([tweet(1)], to: c1)[0]
         let claimed = try await store.claimDueOps(lease: lease, limit: 10)
@@ -74,7 +88,7 @@ struct FlushSeamTests {
                                   OpResult(op: a.id, outcome: .applied)], lease: lease)
         #expect(try await store.claimDueOps(lease: lease, limit: 10).map(\.id) == [behind.id])
         clock.advance(by: 30_000)
-        let lease2 = try await store.renewFlusherLease(lease)
+        let lease2 = try await store.renewFlusherLease(lease, ttl: .seconds(60))
         let retried = try await store.claimDueOps(lease: lease2, limit: 10)
         #expect(retried.map(\.id) == [b.id])
         #expect(retried[0].attempts == 2)

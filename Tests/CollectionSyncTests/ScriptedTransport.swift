@@ -8,6 +8,8 @@ final class ScriptedTransport: HTTPTransport {
     struct Sent: Sendable {
         let method: String
         let path: String
+        /// The query's parameters, decoded.
+        let query: [(String, String)]
         let changes: [EntryChange]
         let authorization: String
     }
@@ -33,7 +35,8 @@ final class ScriptedTransport: HTTPTransport {
                 changes = [EntryChange(op: url.path.hasSuffix("add.json") ? .add : .remove, tweetID: tweet)]
             }
         }
-        let sent = Sent(method: request.method, path: url.path, changes: changes,
+        let query = url.percentEncodedQuery.flatMap { PercentEncoding.parseQuery(Substring($0)) } ?? []
+        let sent = Sent(method: request.method, path: url.path, query: query, changes: changes,
                         authorization: request.headers.first { $0.0 == "authorization" }?.1 ?? "")
         log.withLock { $0.append(sent) }
         let script = self.script.withLock { $0 }

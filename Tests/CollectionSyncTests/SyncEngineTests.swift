@@ -327,6 +327,109 @@ struct SyncEngineTests {
         #expect(error?.code == .leaseNotHeld)
         #expect(transport.sent.count == 1)
     }
+
+    @Test("pull pages back by max_position and reaches every entry exactly once across repeated boundary entries")
+    func pullPaging() async throws {
+        // 450 entries with sort_index 1000...1449; max_position is inclusive, so boundaries repeat.
+        let all = (0..<450).map { (tweet: String(10_000 + $0), sortIndex: 1_000 + $0) }.reversed()
+        let transport = ScriptedTransport { sent in
+            let count = Int(sent.query.first { $0.0 == "count" }?.1 ?? "") ?? 0
+            let max = sent.query.first { $0.0 == "max_position" }.flatMap { Int($0.1) } ?? Int.max
+            let page = Array(all.filter { $0.sortIndex <= max }.prefix(count))
+            let truncated = all.filter { $0.sortIndex <= max }.count > count
+            let timeline = page.map { #"{"tweet":{"id":"\#($0.tweet)","sort_index":"\#($0.sortIndex)"}}"# }.joined(separator: ",")
+            return ScriptedTransport.json(200, #"{"objects":{},"response":{"timeline_id":"custom-1","timeline":[\#(timeline)],"position":{"max_position":"\#(page.first?.sortIndex ?? 0)","min_position":"\#(page.last?.sortIndex ?? 0)","was_truncated":\#(truncated)}}}"#)
+        }
+        let engine = try await engine(transport)
+        let report = try await engine.pull(c1)
+        #expect(report.entries == 450)
+        #expect(try await engine.store.entries(of: c1).map(\.tweet.rawValue) == all.map(\.tweet))
+        #expect(transport.sent.count == 3, "200 + 200 (1 repeated) + 52")
+        #expect(transport.sent.allSatisfy { $0.path == "/1.1/collections/entries.json" })
+    }
+
+    @Test("pull reads a 404 by the flush's rule: gone only when the base answered before and collections/show confirms it")
+    func pullNotFound() async throws {
+        let showFinds = Mutex(false)
+        let transport = ScriptedTransport { sent in
+            if sent.path.hasSuffix("show.json") {
+                return showFinds.withLock { $0 } ? ScriptedTransport.json(200, #"{"objects":{},"response":{"timeline_id":"custom-2"}}"#)
+                    : ScriptedTransport.apiError(404, 34)
+            }
+            if sent.query.contains(where: { $0 == ("id", "custom-1") }) {
+                return ScriptedTransport.json(200, #"{"objects":{},"response":{"timeline_id":"custom-1","timeline":[],"position":{"was_truncated":false}}}"#)
+            }
+            return ScriptedTransport.apiError(404, 34)
+        }
+        let engine = try await engine(transport)
+        // No earlier success from this base: a wrong base URL, and no check is sent.
+        let wrong = await #expect(throws: CollectionsAPIError.self) { try await engine.pull(c2) }
+        #expect(wrong?.code == .configuration && wrong?.message.contains("check the API base URL") == true)
+        #expect(!transport.sent.contains { $0.path.hasSuffix("show.json") })
+        try await engine.pull(c1)  // the base answers
+        let gone = await #expect(throws: CollectionsAPIError.self) { try await engine.pull(c2) }
+        #expect(gone?.code == .notFound && gone?.message == "no collection custom-2 at \(base)")
+        #expect(transport.sent.last?.path.hasSuffix("show.json") == true)
+        showFinds.withLock { $0 = true }
+        let found = await #expect(throws: CollectionsAPIError.self) { try await engine.pull(c2) }
+        #expect(found?.code == .configuration)
+    }
+
+    @Test("pull: a clock-skew answer is retried once with the server's clock, which is remembered")
+    func pullClockSkew() async throws {
+        let serverNow = Date(millis: wall.now + 3_600_000)
+        let transport = ScriptedTransport { sent in
+            let stamp = OAuth1.parseAuthorizationHeader(sent.authorization)?.first { $0.0 == "oauth_timestamp" }.flatMap { Double($0.1) } ?? 0
+            return abs(stamp - serverNow.timeIntervalSince1970) > 300
+                ? ScriptedTransport.apiError(401, 135, [("date", Self.httpDate(serverNow))])
+                : ScriptedTransport.json(200, #"{"objects":{},"response":{"timeline_id":"custom-1","timeline":[],"position":{"was_truncated":false}}}"#)
+        }
+        let engine = try await engine(transport)
+        try await engine.pull(c1)
+        #expect(transport.sent.count == 2)
+        #expect(try await engine.store.clockOffset(apiBase: base) == .seconds(3_600))
+    }
+
+    @Test("a request slower than the lease's time to live keeps the lease: the heartbeat, a child task of the flush, renews it")
+    func heartbeatKeepsTheLease() async throws {
+        let (sending, sent) = AsyncStream<Void>.makeStream()
+        let (answering, answer) = AsyncStream<Void>.makeStream()
+        let transport = ScriptedTransport { _ in
+            sent.yield()
+            for await _ in answering { break }
+            return ScriptedTransport.envelope()
+        }
+        let engine = try await engine(transport)
+        try await engine.store.remove([tweet(1)], from: c1)
+        let flush = Task { try await engine.flush() }
+        for await _ in sending { break }
+        // 100 s of a hung request, 5 s at a time: the heartbeat (every 10 s) keeps the lease.
+        let limit = ContinuousClock.now + .seconds(30)
+        for _ in 0..<20 {
+            let before = try expiry()
+            wall.advance(by: 5_000)
+            while try expiry() == before, try expiry() < wall.now + 20_000, ContinuousClock.now < limit { await Task.yield() }
+            #expect(try expiry() > wall.now, "the lease expired while the request hung")
+        }
+        let other = try await engine.store.acquireFlusherLease(host: "elsewhere", pid: 1, isAlive: { _ in true })
+        guard case .heldBy = other else { Issue.record("another flusher took the lease of a live one"); return }
+        answer.yield()
+        let report = try await flush.value
+        #expect(report.applied == 1)
+        #expect(try rows(engine.store.path, "SELECT count(*) FROM flusher_lease") == [["0"]], "released at the end")
+
+        func expiry() throws -> Int64 {
+            Int64(try rows(engine.store.path, "SELECT coalesce(max(expires_at), 0) FROM flusher_lease")[0][0])!
+        }
+    }
+
+    static func httpDate(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
+    }
 }
 
 extension HTTPResponseData {

@@ -241,7 +241,7 @@ func connectionRefused(port: Int) -> Bool {
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes (only for conditions that
 /// depend on time by design: a scheduled recovery, a client's own timeout).
-func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
+func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {

@@ -182,6 +182,26 @@ struct FlushIntegrationTests {
         }
     }
 
+    @Test("a 429 from a server whose clock is 15 minutes ahead: the wait ends at the reset on the server's clock, seconds away, not 15 minutes")
+    func rateLimitResetOnTheServersClock() async throws {
+        try await withMockServer { server in
+            let id = try server.createCollection(tweetIDs: ids(1...10))
+            let harness = try await Harness.start(server)
+            let collection = try CollectionID(validating: id)
+            server.setClockOffset(900)
+            server.rateLimit(until: (server.now + 60).rounded(.up))
+            try await harness.store.remove(tweetIDs(1...2), from: collection)
+            let limited = try await harness.engine.flush()
+            guard case .rateLimited(let until) = limited.stopReason else { Issue.record("\(limited.stopReason)"); return }
+            // Read as a local time, the reset would be 15 minutes and a minute away.
+            let wait = until.timeIntervalSinceNow
+            #expect(wait > 30 && wait < 62, "waits \(wait) s for a window that resets in 60 s on the server's clock")
+            #expect(try await harness.store.status().rateLimitedUntil == until)
+            #expect(try await harness.store.outbox().allSatisfy { $0.nextAttemptAt == until && $0.attempts == 0 })
+            await harness.shutdown()
+        }
+    }
+
     @Test("pull against the mock: first pull, then a remote write and a conflict logged with both timestamps")
     func pullAndConflict() async throws {
         try await withMockServer { server in
