@@ -9,14 +9,15 @@ import Foundation
 final class RawStore {
     private let db: OpaquePointer
     private var statements: [OpaquePointer] = []
-    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied, fold: OpaquePointer
+    private let begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied, count: OpaquePointer
     private var hlc: Int64 = 0
     private let counters: Bool
-    private var linesSinceFold = 0
+    /// Ops queued per collection by the open transaction, for its counters.
+    private var queued: [String: Int64] = [:]
 
     /// - Parameter counters: also keep the per-collection counters the way our store does (0002,
-    ///   0003: a queued op's count on its log line, folded every 1024 lines) for queued ops; without
-    ///   them the baseline writes only the rows the semantics require (op, view, log line).
+    ///   0004: one update of the collection's counters row per transaction) for queued ops;
+    ///   without them the baseline writes only the rows the semantics require (op, view, log line).
     init(path: String, counters: Bool = true) throws {
         var handle: OpaquePointer?
         guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK,
@@ -46,8 +47,8 @@ final class RawStore {
             ON CONFLICT (collection_id, tweet_id) DO UPDATE SET present = excluded.present
             """)
         insertLog = try prepare("""
-            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail, pending_change)
-            VALUES (?1, 'baseline', ?2, ?3, 'local_write', ?4, 'remove', ?5)
+            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, detail)
+            VALUES (?1, 'baseline', ?2, ?3, 'local_write', ?4, 'remove')
             """)
         upsertPulled = try prepare("""
             INSERT INTO entries (collection_id, tweet_id, present, sort_index, feature_context, base_present, base_hlc)
@@ -71,14 +72,9 @@ final class RawStore {
             SELECT ?3 + 2 * j.key + 1, 'baseline', ?1, json_extract(j.value, '$[1]'), 'applied', json_extract(j.value, '$[0]'), 'remove'
             FROM json_each(?2) j
             """)
-        // 0003's fold of the log lines' counter changes, as our store runs it every 1024 lines.
-        fold = try prepare("""
-            UPDATE collections SET ops_pending = ops_pending + u.pending, entries_present = entries_present + u.present
-            FROM (SELECT collection_id, coalesce(sum(pending_change), 0) AS pending, coalesce(sum(present_change), 0) AS present
-                  FROM log WHERE id > (SELECT counted_log_id FROM replica) GROUP BY collection_id) u
-            WHERE collections.id = u.collection_id
-            """)
-        statements = [fold, begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied]
+        // The counters' changes of a transaction, once per collection, as our store writes them.
+        count = try prepare("UPDATE collections SET ops_pending = ops_pending + ?2 WHERE id = ?1")
+        statements = [count, begin, commit, insertOp, upsertEntry, insertLog, upsertPulled, claimOps, deleteOps, applyEntries, logApplied]
     }
 
     deinit {
@@ -93,12 +89,12 @@ final class RawStore {
     func transaction(_ body: () throws -> Void) throws {
         try step(begin)
         try body()
-        // Queued ops' counts ride on their log lines (0003), folded every 1024 lines.
-        if counters, linesSinceFold >= 1024 {
-            try step(fold)
-            try Self.exec(db, "UPDATE replica SET counted_log_id = (SELECT max(id) FROM log)")
-            linesSinceFold = 0
+        for (collection, ops) in queued {
+            bindText(count, 1, collection)
+            sqlite3_bind_int64(count, 2, ops)
+            try step(count)
         }
+        queued = [:]
         try step(commit)
     }
 
@@ -142,12 +138,7 @@ final class RawStore {
         bindText(insertLog, 2, collection)
         bindText(insertLog, 3, tweet)
         sqlite3_bind_int64(insertLog, 4, op)
-        if counters {
-            sqlite3_bind_int64(insertLog, 5, 1)  // the queued op
-            linesSinceFold += 1
-        } else {
-            sqlite3_bind_null(insertLog, 5)
-        }
+        if counters { queued[collection, default: 0] += 1 }
         try step(insertLog)
     }
 

@@ -3,8 +3,10 @@ import CollectionsAPI
 /// Where an op goes. These are all the changes of an op's state there are; each one is made by
 /// ``WriteTransaction/move(_:from:heldBy:to:)``, which is, with
 /// ``WriteTransaction/insertOp(_:_:_:hlc:)``, the only code that writes `ops.state` (or
-/// inserts or deletes an op). Both keep the per-collection counters that `status` reads exact:
-/// a counter moves by exactly the rows a statement changed, by collection.
+/// inserts or deletes an op). Both keep the per-collection counts that `status` reads exact
+/// (0004): the ops newer than `replica.counted_op_id` are counted from their rows, so inserting
+/// or moving one changes no counter; moving an older one moves its collection's counters by
+/// exactly the rows the statement changed.
 enum OpTarget: Sendable, Hashable {
     /// Claimed by the flusher `holder`: in flight, one more attempt counted.
     case claimed(by: String)
@@ -42,15 +44,48 @@ enum OpSelection: Sendable, Hashable {
 }
 
 extension WriteTransaction {
-    /// Queues a new op: pending, due now.
+    /// Queues a new op: pending, due now, and counted from its row until the next fold. Its id
+    /// is one past the newest op's and the floor that deleting the newest op leaves (0004):
+    /// never one that was issued before.
     mutating func insertOp(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID, hlc: HLC) throws -> OpID {
+        let id = try opIDs().last + 1
         try db.run("""
-            INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at)
-            VALUES (?, ?, ?, 'pending', ?, ?)
-            """, .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue), .integer(hlc.rawValue), .integer(wallMillis))
-        counterChanges[collection, default: CounterChange()].pending += 1
-        return OpID(db.lastInsertRowID)
+            INSERT INTO ops (id, collection_id, tweet_id, kind, state, hlc, created_at)
+            VALUES (?, ?, ?, ?, 'pending', ?, ?)
+            """, .integer(id), .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue), .integer(hlc.rawValue),
+            .integer(wallMillis))
+        knownOpIDs = (id, knownOpIDs!.counted)
+        return OpID(id)
     }
+
+    /// The last op id issued and the newest op the counters count (read once per transaction).
+    mutating func opIDs() throws -> (last: Int64, counted: Int64) {
+        if let knownOpIDs { return knownOpIDs }
+        let read = try db.queryFirst("""
+            SELECT max(coalesce((SELECT max(id) FROM ops), 0), op_id_floor), counted_op_id FROM replica WHERE singleton = 1
+            """) { ($0.int64(0), $0.int64(1)) } ?? (0, 0)
+        knownOpIDs = read
+        return read
+    }
+
+    /// Folds the ops newer than the counters into them when there are many, so that `status`
+    /// counts at most about ``foldEvery`` rows (called by ``finish()``).
+    mutating func foldOpCounts() throws {
+        guard let (last, counted) = knownOpIDs, last - counted >= Self.foldEvery else { return }
+        try db.run("""
+            UPDATE collections SET ops_pending = ops_pending + n.pending, ops_in_flight = ops_in_flight + n.in_flight,
+                ops_failed = ops_failed + n.failed
+            FROM (SELECT collection_id, sum(state = 'pending') AS pending, sum(state = 'in_flight') AS in_flight,
+                         sum(state = 'failed') AS failed
+                  FROM ops WHERE id > ?1 GROUP BY collection_id) n
+            WHERE collections.id = n.collection_id
+            """, .integer(counted))
+        try db.run("UPDATE replica SET counted_op_id = ? WHERE singleton = 1", .integer(last))
+        knownOpIDs = (last, last)
+    }
+
+    /// New ops that make a transaction fold them into the counters.
+    static let foldEvery: Int64 = 1024
 
     /// Moves the selected ops that are in one of `states` (and, when `holder` is given, were
     /// claimed by it) to `target`, one statement per state; returns how many moved. Ops in
@@ -96,13 +131,17 @@ extension WriteTransaction {
             bindings += [.null]
         }
         // ?1 the selection, ?2 the holder (or NULL: any), ?3 the state it leaves.
-        let sql = "\(change) WHERE \(filter) AND state = ?3 AND (?2 IS NULL OR claimed_by = ?2) RETURNING collection_id"
+        let sql = "\(change) WHERE \(filter) AND state = ?3 AND (?2 IS NULL OR claimed_by = ?2) RETURNING collection_id, id"
+        let counted = try opIDs().counted
         var moved = 0
         for state in states {
             bindings[2] = .text(state.rawValue)
+            // Only ops the counters count move them (newer ones are counted from their rows).
             // Consecutive rows usually share a collection: a string is made only when it changes.
             var runs: [(CollectionID, Int)] = []
             try db.forEach(sql, bindings) { row in
+                moved += 1
+                guard row.int64(1) <= counted else { return }
                 if let last = runs.last, row.equals(0, last.0.rawValue) {
                     runs[runs.count - 1].1 += 1
                 } else {
@@ -110,12 +149,21 @@ extension WriteTransaction {
                 }
             }
             for (collection, count) in runs {
-                moved += count
                 counterChanges[collection, default: CounterChange()].add(-count, to: state)
                 if let new = target.state { counterChanges[collection, default: CounterChange()].add(count, to: new) }
             }
         }
+        if target == .gone, case .ids(let ids) = selection, moved > 0 { try keepOpIDFloor(deleting: ids) }
         return moved
+    }
+
+    /// When the newest op has left the outbox, its id becomes the floor of the ids to come, so
+    /// that it is never issued again (0004). An edit never deletes the newest op (it inserts first).
+    private mutating func keepOpIDFloor(deleting ids: [OpID]) throws {
+        guard let newestGone = ids.max()?.rawValue else { return }
+        let newestLeft = try db.queryFirst("SELECT coalesce(max(id), 0) FROM ops") { $0.int64(0) } ?? 0
+        guard newestGone > newestLeft else { return }
+        try db.run("UPDATE replica SET op_id_floor = max(op_id_floor, ?) WHERE singleton = 1", .integer(newestGone))
     }
 
     /// A JSON array of already-encoded JSON values.

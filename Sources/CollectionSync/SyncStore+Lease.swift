@@ -91,7 +91,7 @@ extension SyncStore {
                 """, .text(token), .text(host), .integer(Int64(pid)), .integer(now), .integer(now + ttlMillis))
             // Only a lease holder claims ops: any op in flight now belongs to a holder that is gone.
             // (The counters say whether there is any: the update itself scans the whole outbox.)
-            if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collections", row: { $0.int(0) }) ?? 0 > 0 {
+            if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collection_counts", row: { $0.int(0) }) ?? 0 > 0 {
                 try tx.move(.all, from: [.inFlight], to: .recovered)
             }
             return .acquired(FlusherLease(holder: token, expiresAt: Date(millis: now + ttlMillis)))

@@ -101,7 +101,7 @@ extension SyncStore {
         let now = wallClock.nowMillis()
         return try await database.read { db in
             let (pending, failed) = try db.queryFirst(
-                "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collections"
+                "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collection_counts"
             ) { ($0.int(0), $0.int(1)) } ?? (0, 0)
             let next = try db.queryFirst(
                 "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
@@ -174,6 +174,7 @@ extension WriteTransaction {
         // Two stamps per answered op, consecutive: the op at index i of `answered` gets
         // first + 2i for its base and first + 2i + 1 for its log line.
         let first = try tick(count: 2 * answered.count)
+        let firstLogID = try nextLogIDs(answered.count)
         try db.run("""
             UPDATE entries SET base_present = o.kind = 'add', base_hlc = ?3 + 2 * j.key
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
@@ -182,15 +183,16 @@ extension WriteTransaction {
             """, ids, .text(holder), .integer(first.rawValue))
         let based = db.changes
         try db.run("""
-            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
-            SELECT ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
+            INSERT INTO log (id, hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
+            SELECT ?9 + j.key, ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
                    CASE WHEN o.id NOT IN (SELECT value FROM json_each(?5)) THEN ?6 WHEN o.kind = 'remove' THEN ?7 ELSE ?8 END,
                    o.id, o.hlc, o.kind
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
             WHERE o.state = 'in_flight' AND o.claimed_by = ?2
             ORDER BY j.key
             """, ids, .text(holder), .integer(first.rawValue), .text(replicaID), .text(Self.jsonArray(already)),
-            .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue))
+            .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue),
+            .integer(firstLogID))
         let held = db.changes
         guard held > 0 else { return 0 }
         if based < held {

@@ -65,9 +65,11 @@ public final class SyncStore: Sendable {
                 return existing
             }
             let id = String(format: "%016llx", UInt64.random(in: .min ... .max))
-            try db.run(
-                "INSERT INTO replica (singleton, replica_id, hlc, created_at) VALUES (1, ?, 0, ?)",
-                .text(id), .integer(wallClock.nowMillis()))
+            // The counters count every op already there (a database that never had a replica row).
+            try db.run("""
+                INSERT INTO replica (singleton, replica_id, hlc, created_at, counted_op_id)
+                VALUES (1, ?, 0, ?, (SELECT coalesce(max(id), 0) FROM ops))
+                """, .text(id), .integer(wallClock.nowMillis()))
             return id
         }
         logger.debug("opened store", metadata: ["db.path": "\(path)", "replica.id": "\(replicaID)"])
@@ -210,10 +212,11 @@ public final class SyncStore: Sendable {
     public func status() async throws -> SyncStatus {
         let now = wallClock.nowMillis()
         return try await database.read { db in
-            // Counts come from the per-collection counters (0002, 0004), exact after every
-            // commit: a few rows, however long the queue.
+            // Counts come from the per-collection counters and the ops newer than them (0004,
+            // the view collection_counts): a few rows and at most about a thousand ops, however
+            // long the queue.
             let collections = try db.query("""
-                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collections ORDER BY id
+                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collection_counts ORDER BY id
                 """) { row in
                 CollectionStatus(
                     id: CollectionID(trusted: row.string(0)),

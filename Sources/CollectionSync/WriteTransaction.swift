@@ -14,9 +14,13 @@ struct WriteTransaction {
     private let loadedClock: HybridLogicalClock
     /// The stamp of the newest log line this transaction wrote: that line persists the clock.
     private var lastLogged: HLC?
-    /// Changes to the per-collection counters of `collections` (0002) that this transaction made,
-    /// written once per collection when it ends (``finish()``).
+    /// Changes to the per-collection counters of `collections` (0002, 0004) that this
+    /// transaction made, written once per collection when it ends (``finish()``).
     var counterChanges: [CollectionID: CounterChange] = [:]
+    /// The last op id issued and the newest op the counters count; the last log id issued.
+    /// Read when first needed: ids are issued by the store, never reused (0004).
+    var knownOpIDs: (last: Int64, counted: Int64)?
+    private var lastLogID: Int64?
 
     struct CounterChange: Equatable {
         var pending = 0, inFlight = 0, failed = 0, present = 0
@@ -71,9 +75,10 @@ struct WriteTransaction {
         try db.run("UPDATE replica SET hlc = ? WHERE singleton = 1", .integer(clock.last.rawValue))
     }
 
-    /// Ends the transaction's work: the counter changes, one update per collection, then the
-    /// clock. Called once before commit.
-    func finish() throws {
+    /// Ends the transaction's work: the counter changes, one update per collection, a fold of
+    /// the newer ops' counts when there are many, then the clock. Called once before commit.
+    mutating func finish() throws {
+        try foldOpCounts()
         for (collection, change) in counterChanges where change != CounterChange() {
             try db.run("""
                 UPDATE collections SET ops_pending = ops_pending + ?1, ops_in_flight = ops_in_flight + ?2,
@@ -117,11 +122,12 @@ struct WriteTransaction {
              row.isNull(1) ? nil : (OpID(row.int64(1)), OpState(rawValue: row.string(2)), row.string(3), HLC(rawValue: row.int64(4))))
         } ?? (false, nil)
         let replaced = newest.flatMap { $0.1 == .inFlight ? nil : $0 }
+        let hlc = tick()
+        // The new op first: the replaced one is then never the newest, and deleting it raises no floor.
+        let id = try insertOp(kind, collection, tweet, hlc: hlc)
         if let (oldID, oldState, _, _) = replaced, let oldState {
             try move(.ids([oldID]), from: [oldState], to: .gone)
         }
-        let hlc = tick()
-        let id = try insertOp(kind, collection, tweet, hlc: hlc)
         if let (oldID, oldState, oldKind, oldHLC) = replaced {
             try log(.coalesced, collection, tweet, op: oldID, localHLC: oldHLC,
                     detail: "\(oldState?.rawValue ?? "?") \(oldKind) replaced by op \(id) (\(kind.rawValue))")
@@ -141,13 +147,24 @@ struct WriteTransaction {
         winner: LogEvent.Winner? = nil, localHLC: HLC? = nil, remoteHLC: HLC? = nil, detail: String
     ) throws {
         let hlc = tickForLog()
+        let id = try nextLogIDs(1)
         try db.run("""
-            INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO log (id, hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            .integer(hlc.rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
+            .integer(id), .integer(hlc.rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
             .text(event.rawValue), .int(op?.rawValue), .string(winner?.rawValue),
             .int(localHLC?.rawValue), .int(remoteHLC?.rawValue), .text(detail))
+    }
+
+    /// The first of `count` consecutive new log ids: one past the newest line's id and the
+    /// floor that deleted lines leave (0004), so that no id is issued twice.
+    mutating func nextLogIDs(_ count: Int) throws -> Int64 {
+        let last = try lastLogID ?? db.queryFirst("""
+            SELECT max(coalesce((SELECT max(id) FROM log), 0), log_id_floor) FROM replica WHERE singleton = 1
+            """) { $0.int64(0) } ?? 0
+        lastLogID = last + Int64(count)
+        return last + 1
     }
 
     /// Sets the key's local view from the intent of its newest pending or in-flight op, else

@@ -136,7 +136,7 @@ struct FlushSeamTests {
         #expect(try await store.status().collections.first?.entries == 1)
     }
 
-    @Test("the counters status reads match the rows after every kind of write: edits, claims, answers, retries, discards, takeovers, pulls")
+    @Test("the counts status reads match the rows after every kind of write: edits, folds, claims, answers, retries, discards, takeovers, pulls")
     func countersFollowEveryWrite() async throws {
         let folder = TemporaryFolder()
         let store = try await openStore(folder)
@@ -144,6 +144,11 @@ struct FlushSeamTests {
         try await store.add(tweets(1...6), to: c1)
         try await store.remove(tweets(7...8), from: c2)
         try await check("edits")
+        // Enough ops to fold the counts (0004): the ops above are counted by the counters from
+        // here on, the ones below from their rows; every step moves some of each kind.
+        try await store.remove(tweets(10_001...11_500), from: try CollectionID(validating: "custom-3"))
+        #expect(Int(try rows(store.path, "SELECT counted_op_id FROM replica")[0][0])! >= 1_500)
+        try await check("a fold")
         let first = try acquired(try await store.acquireFlusherLease(host: "here", pid: 4242, isAlive: { _ in true }))
         let claimed = try await store.claimDueOps(lease: first, limit: 6)
         try await check("a claim")
@@ -188,20 +193,5 @@ struct FlushSeamTests {
         try await store.remove(tweets(521...530), from: c1)
         try await store.complete(claimed.suffix(100).map { OpResult(op: $0.id, outcome: .failed(reason: "no")) }, lease: lease)
         try await expectCountersMatchRows(store, after: "edits and answers after the deletion")
-    }
-
-    /// What `status` reports per collection equals what the rows say.
-    private func expectCountersMatchRows(_ store: SyncStore, after step: String) async throws {
-        let status = try await store.status()
-        let counted = try rows(store.path, """
-            SELECT c.id,
-                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
-                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
-                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
-                   (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
-            FROM collections c ORDER BY c.id
-            """)
-        let reported = status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] }
-        #expect(reported == counted, "after \(step)")
     }
 }

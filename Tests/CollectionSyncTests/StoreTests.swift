@@ -147,9 +147,9 @@ struct StoreTests {
             "SELECT id, name, description, url, user_id, collection_url, timeline_order, created_at, last_pulled_at, last_pull_hlc FROM collections ORDER BY id",
             "SELECT replica_id, hlc, created_at, last_flush_at FROM replica",
             "SELECT * FROM flusher_lease", "SELECT * FROM api_bases", "SELECT * FROM rate_limits ORDER BY endpoint",
-            "SELECT name FROM sqlite_sequence ORDER BY name",
         ]
         let before = try queries.map { try rows(path, $0) }
+        let sequences = try rows(path, "SELECT name, seq FROM sqlite_sequence ORDER BY name")
         let counts = try rows(path, "SELECT id, ops_pending, ops_in_flight, ops_failed, entries_present FROM collection_counts ORDER BY id")
         // The fixture holds every op state, folded and unfolded log lines, conflicts and a dead flusher's lease.
         #expect(Set(try rows(path, "SELECT state FROM ops").map { $0[0] }) == ["pending", "in_flight", "failed"])
@@ -162,20 +162,23 @@ struct StoreTests {
         #expect(try pragma(path, "user_version") == "\(schemaMigrations.count)")
         #expect(try queries.map { try rows(path, $0) } == before)
         #expect(try pragma(path, "integrity_check") == "ok")
+        // AUTOINCREMENT's high-water marks become the store's floors: no id is issued twice.
+        #expect(try rows(path, "SELECT 'log', log_id_floor FROM replica UNION ALL SELECT 'ops', op_id_floor FROM replica") == sequences)
         let status = try await store.status()
         #expect(status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] } == counts)
-        try await expectCountsMatchRows(store, "after the migration")
+        try await expectCountersMatchRows(store, after: "the migration")
 
         // The engine goes on: the dead holder's ops come back, new edits, answers of every kind.
         let lease = try acquired(try await store.acquireFlusherLease())
         #expect(try await store.status().ops.inFlight == 0)
-        try await store.remove(tweets(9_000...9_009), from: c1)
+        let queued = try await store.remove(tweets(9_000...9_009), from: c1)
+        #expect(queued.first?.id == OpID(Int64(sequences[1][1])! + 1))
         let claimed = try await store.claimDueOps(lease: lease, limit: 400)
         #expect(claimed.count > 100)
         try await store.complete(claimed.enumerated().map { index, op in
             OpResult(op: op.id, outcome: index % 3 == 0 ? .applied : index % 3 == 1 ? .alreadyApplied : .failed(reason: "no"))
         }, lease: lease)
-        try await expectCountsMatchRows(store, "after a flush round")
+        try await expectCountersMatchRows(store, after: "a flush round")
         #expect(try rows(path, "SELECT count(*) FROM log").first.map { Int($0[0])! } ?? 0 > before[2].count)
     }
 
@@ -183,20 +186,6 @@ struct StoreTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name).path
     }
 
-    /// What `status` reports per collection equals a count of the rows.
-    private func expectCountsMatchRows(_ store: SyncStore, _ step: String) async throws {
-        let counted = try rows(store.path, """
-            SELECT c.id,
-                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
-                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
-                   (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
-                   (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
-            FROM collections c ORDER BY c.id
-            """)
-        let status = try await store.status()
-        #expect(status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] } == counted,
-                "\(step)")
-    }
 
     /// A store opened (and so migrated to the latest schema) on a database that was at schema
     /// `version` and held the rows `sql` inserts.
@@ -249,6 +238,33 @@ struct StoreTests {
         clock.advance(by: -3_600_000)
         let after = try await openStore(folder, clock: clock).add([tweet(6)], to: c1)
         #expect(after[0].hlc > before)
+    }
+
+    @Test("op and log ids are never issued twice: not after the newest op is applied or discarded, nor after the log is deleted")
+    func idsNeverReused() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        let first = try await store.remove(tweets(1...3), from: c1)
+        try await store.discard([first[2].id])                      // the newest op
+        let second = try await store.remove(tweets(4...4), from: c1)
+        #expect(second[0].id > first[2].id)
+        // The queue drained by a flush's answers.
+        let lease = try acquired(try await store.acquireFlusherLease())
+        let claimed = try await store.claimDueOps(lease: lease, limit: 10)
+        try await store.complete(claimed.map { OpResult(op: $0.id, outcome: .applied) }, lease: lease)
+        #expect(try await store.outbox(.all).isEmpty)
+        let third = try await store.add(tweets(5...5), to: c1)
+        #expect(third[0].id > second[0].id)
+        // A replaced op (coalescing) is never the newest when it goes.
+        let replacing = try await store.remove(tweets(5...5), from: c1)
+        #expect(replacing[0].id > third[0].id)
+        let newestLine = try await store.log(limit: 1)[0].id
+        try execute(store.path, "DELETE FROM log")
+        try await store.add(tweets(6...6), to: c1)
+        #expect(try await store.log(limit: 10).map(\.id).allSatisfy { $0 > newestLine })
+        // Another store on the file issues ids after these too.
+        let other = try await openStore(folder)
+        #expect(try await other.add(tweets(7...7), to: c1)[0].id > replacing[0].id)
     }
 
     @Test("two stores on one file share one clock")

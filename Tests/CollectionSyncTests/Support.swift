@@ -117,3 +117,18 @@ func acquired(_ result: LeaseAcquisition, sourceLocation: SourceLocation = #_sou
     }
     return lease
 }
+
+/// What `status` reports per collection equals a count of the rows themselves.
+func expectCountersMatchRows(_ store: SyncStore, after step: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let status = try await store.status()
+    let counted = try rows(store.path, """
+        SELECT c.id,
+               (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'pending'),
+               (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'in_flight'),
+               (SELECT count(*) FROM ops o WHERE o.collection_id = c.id AND o.state = 'failed'),
+               (SELECT count(*) FROM entries e WHERE e.collection_id = c.id AND e.present = 1)
+        FROM collections c ORDER BY c.id
+        """)
+    let reported = status.collections.map { [$0.id.rawValue, "\($0.ops.pending)", "\($0.ops.inFlight)", "\($0.ops.failed)", "\($0.entries)"] }
+    #expect(reported == counted, "after \(step)", sourceLocation: sourceLocation)
+}
