@@ -116,7 +116,7 @@ struct FlushFloor: AsyncParsableCommand {
             let elapsed = try await ContinuousClock().measure {
                 while case let claimed = try await store.claimDueOps(lease: lease, limit: 400), !claimed.isEmpty {
                     for batch in stride(from: 0, to: claimed.count, by: 100) {
-                        let results = claimed[batch..<min(batch + 100, claimed.count)].map { OpResult(op: $0.id, outcome: .applied) }
+                        let results = claimed[batch..<min(batch + 100, claimed.count)].map { OpResult(op: $0, outcome: .applied) }
                         try await store.complete(results, lease: lease)
                     }
                 }

@@ -103,7 +103,7 @@ struct FlushRound {
 
         mutating func add(_ op: Op, _ outcome: OpOutcome) {
             ops.append(op)
-            store.results.append(OpResult(op: op.id, outcome: outcome))
+            store.results.append(OpResult(op: op, outcome: outcome))
         }
 
         mutating func add(_ batch: [Op], _ outcome: OpOutcome) {
@@ -443,15 +443,8 @@ struct FlushRound {
     /// Claimed ops grouped per collection in claim order, cut into requests of `batchSize`
     /// (single `entries/add` / `entries/remove` requests when it is 1).
     private mutating func batches(_ ops: [Op]) -> [Request] {
-        var order: [CollectionID] = []
-        var byCollection: [CollectionID: [Op]] = [:]
-        for op in ops {
-            if byCollection[op.collection] == nil { order.append(op.collection) }
-            byCollection[op.collection, default: []].append(op)
-        }
         var requests: [Request] = []
-        for collection in order {
-            let all = byCollection[collection]!
+        for (_, all) in ops.byCollection() {
             for start in stride(from: 0, to: all.count, by: settings.batchSize) {
                 let batch = Array(all[start..<min(start + settings.batchSize, all.count)])
                 let endpoint: Endpoint = settings.batchSize == 1 ? (batch[0].kind == .add ? .add : .remove) : .curate

@@ -20,10 +20,21 @@ public enum OpOutcome: Sendable, Hashable {
 public struct OpResult: Sendable, Hashable {
     public let op: OpID
     public let outcome: OpOutcome
+    /// The op's collection, when the caller has the op: its outcome is then committed with the
+    /// others of its collection, without reading the op back.
+    let collection: CollectionID?
 
     public init(op: OpID, outcome: OpOutcome) {
         self.op = op
         self.outcome = outcome
+        collection = nil
+    }
+
+    /// The outcome of `op`, as ``SyncStore/claimDueOps(lease:limit:)`` returned it.
+    public init(op: Op, outcome: OpOutcome) {
+        self.op = op.id
+        self.outcome = outcome
+        collection = op.collection
     }
 }
 
@@ -70,7 +81,9 @@ extension SyncStore {
                 ORDER BY o.id LIMIT ?2
                 """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
             guard !due.isEmpty else { return [] }
-            try tx.move(.ids(due.map(\.id)), from: [.pending], to: .claimed(by: lease.holder))
+            for (collection, ops) in due.byCollection() {
+                try tx.move(.ofCollection(collection, ops.map(\.id)), from: [.pending], to: .claimed(by: lease.holder))
+            }
             return due.map { $0.claimed() }
         }
     }
@@ -111,6 +124,19 @@ extension SyncStore {
     }
 }
 
+extension Array where Element == Op {
+    /// The ops grouped by collection, in the order each collection first appears.
+    func byCollection() -> [(CollectionID, [Op])] {
+        var order: [CollectionID] = []
+        var groups: [CollectionID: [Op]] = [:]
+        for op in self {
+            if groups[op.collection] == nil { order.append(op.collection) }
+            groups[op.collection, default: []].append(op)
+        }
+        return order.map { ($0, groups[$0]!) }
+    }
+}
+
 extension Op {
     /// This op as a claim leaves it: in flight, one more attempt counted.
     func claimed() -> Op {
@@ -127,54 +153,66 @@ extension WriteTransaction {
     /// set-based, a few statements per batch instead of four per op.
     mutating func complete(_ results: [OpResult], holder: String) throws -> Int {
         var seen = Set<OpID>(minimumCapacity: results.count)
-        var answered: [OpID] = []  // in the order given
+        var answered: [OpResult] = []  // in the order given
         var already: [String] = []   // those whose intent the server already had
         var failed: [(OpID, String)] = []
         // The other outcomes, grouped: a request's ops share theirs (one backoff draw per request).
-        var others: [(outcome: OpOutcome, ops: [OpID])] = []
+        var others: [(outcome: OpOutcome, ops: [OpResult])] = []
         var group: [OpOutcome: Int] = [:]
         for result in results where seen.insert(result.op).inserted {
             switch result.outcome {
             case .applied:
-                answered.append(result.op)
+                answered.append(result)
             case .alreadyApplied:
-                answered.append(result.op)
+                answered.append(result)
                 already.append(String(result.op.rawValue))
             case .failed(let reason):
                 failed.append((result.op, reason))
             case .retry, .release:
                 if let index = group[result.outcome] {
-                    others[index].ops.append(result.op)
+                    others[index].ops.append(result)
                 } else {
                     group[result.outcome] = others.count
-                    others.append((result.outcome, [result.op]))
+                    others.append((result.outcome, [result]))
                 }
             }
         }
         var committed = answered.isEmpty ? 0 : try completeAnswered(answered, already: already, holder: holder)
         for (id, reason) in failed where try fail(id, reason: reason, holder: holder) { committed += 1 }
-        for (outcome, ids) in others {
+        for (outcome, ops) in others {
+            let target: OpTarget
             switch outcome {
-            case .retry(let at, let error):
-                committed += try move(.ids(ids), from: [.inFlight], heldBy: holder, to: .backedOff(until: at.millis, error: error))
-            case .release(let error, let until):
-                committed += try move(.ids(ids), from: [.inFlight], heldBy: holder, to: .released(error: error, until: until?.millis))
-            default:
-                preconditionFailure("grouped above")
+            case .retry(let at, let error): target = .backedOff(until: at.millis, error: error)
+            case .release(let error, let until): target = .released(error: error, until: until?.millis)
+            default: preconditionFailure("grouped above")
             }
+            for selection in Self.selections(ops) { committed += try move(selection, from: [.inFlight], heldBy: holder, to: target) }
         }
         return committed
+    }
+
+    /// The ops of `results` by collection where the caller said it, the others together.
+    private static func selections(_ results: [OpResult]) -> [OpSelection] {
+        var unknown: [OpID] = []
+        var order: [CollectionID] = []
+        var known: [CollectionID: [OpID]] = [:]
+        for result in results {
+            guard let collection = result.collection else { unknown.append(result.op); continue }
+            if known[collection] == nil { order.append(collection) }
+            known[collection, default: []].append(result.op)
+        }
+        return order.map { .ofCollection($0, known[$0]!) } + (unknown.isEmpty ? [] : [.ids(unknown)])
     }
 
     /// An answered op's intent becomes its key's base. Its key's view does not change: it is the
     /// intent of the key's newest pending or in-flight op, which is this op's or that of a newer
     /// op queued behind it, and stays so. (Only a missing row, which no write leaves, is made.)
-    private mutating func completeAnswered(_ answered: [OpID], already: [String], holder: String) throws -> Int {
-        let ids = SQLiteValue.text(Self.jsonArray(answered.map { String($0.rawValue) }))
+    private mutating func completeAnswered(_ answered: [OpResult], already: [String], holder: String) throws -> Int {
+        let ids = SQLiteValue.text(Self.jsonArray(answered.map { String($0.op.rawValue) }))
         // Two stamps per answered op, consecutive: the op at index i of `answered` gets
         // first + 2i for its base and first + 2i + 1 for its log line.
         let first = try tick(count: 2 * answered.count)
-        let firstLogID = try nextLogIDs(answered.count)
+        let firstLogID = nextLogIDs(answered.count)
         try db.run("""
             UPDATE entries SET base_present = o.kind = 'add', base_hlc = ?3 + 2 * j.key
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
@@ -211,7 +249,7 @@ extension WriteTransaction {
                 countView(collection, from: false, to: present)
             }
         }
-        try move(.ids(answered), from: [.inFlight], heldBy: holder, to: .gone)
+        for selection in Self.selections(answered) { try move(selection, from: [.inFlight], heldBy: holder, to: .gone) }
         return held
     }
 

@@ -18,9 +18,9 @@ struct WriteTransaction {
     /// transaction made, written once per collection when it ends (``finish()``).
     var counterChanges: [CollectionID: CounterChange] = [:]
     /// The last op id issued and the newest op the counters count; the last log id issued.
-    /// Read when first needed: ids are issued by the store, never reused (0004).
-    var knownOpIDs: (last: Int64, counted: Int64)?
-    private var lastLogID: Int64?
+    /// Ids are issued by the store, never reused (0004).
+    var opIDs: (last: Int64, counted: Int64)
+    private var lastLogID: Int64
 
     struct CounterChange: Equatable {
         var pending = 0, inFlight = 0, failed = 0, present = 0
@@ -30,16 +30,22 @@ struct WriteTransaction {
         self.db = db
         self.replicaID = replicaID
         self.wallMillis = wallMillis
-        // The last stamp issued is the newest of the saved clock and the newest log line (every
-        // log line is stamped with this replica's clock, in id order): see saveClock().
+        // One read: the last stamp issued, the newest of the saved clock and the newest log line
+        // (every log line is stamped with this replica's clock, in id order: see saveClock());
+        // the last op and log ids issued (0004), and the newest op the counters count.
         let read = try db.queryFirst("""
-            SELECT max(hlc, coalesce((SELECT hlc FROM log ORDER BY id DESC LIMIT 1), 0)) FROM replica WHERE singleton = 1
-            """) { $0.int64(0) }
-        guard let last = read else {
+            SELECT max(r.hlc, coalesce(l.hlc, 0)), max(coalesce((SELECT max(id) FROM ops), 0), r.op_id_floor), r.counted_op_id,
+                   max(coalesce(l.id, 0), r.log_id_floor)
+            FROM replica r LEFT JOIN (SELECT id, hlc FROM log ORDER BY id DESC LIMIT 1) l
+            WHERE r.singleton = 1
+            """) { ($0.int64(0), ($0.int64(1), $0.int64(2)), $0.int64(3)) }
+        guard let (last, opIDs, logID) = read else {
             throw SyncError(code: .databaseCorrupt, message: "the replica row is missing from the database")
         }
         clock = HybridLogicalClock(last: HLC(rawValue: last))
         loadedClock = clock
+        self.opIDs = opIDs
+        lastLogID = logID
     }
 
     /// A fresh stamp, greater than every stamp this database has issued.
@@ -147,7 +153,7 @@ struct WriteTransaction {
         winner: LogEvent.Winner? = nil, localHLC: HLC? = nil, remoteHLC: HLC? = nil, detail: String
     ) throws {
         let hlc = tickForLog()
-        let id = try nextLogIDs(1)
+        let id = nextLogIDs(1)
         try db.run("""
             INSERT INTO log (id, hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -159,12 +165,9 @@ struct WriteTransaction {
 
     /// The first of `count` consecutive new log ids: one past the newest line's id and the
     /// floor that deleted lines leave (0004), so that no id is issued twice.
-    mutating func nextLogIDs(_ count: Int) throws -> Int64 {
-        let last = try lastLogID ?? db.queryFirst("""
-            SELECT max(coalesce((SELECT max(id) FROM log), 0), log_id_floor) FROM replica WHERE singleton = 1
-            """) { $0.int64(0) } ?? 0
-        lastLogID = last + Int64(count)
-        return last + 1
+    mutating func nextLogIDs(_ count: Int) -> Int64 {
+        defer { lastLogID += Int64(count) }
+        return lastLogID + 1
     }
 
     /// Sets the key's local view from the intent of its newest pending or in-flight op, else

@@ -52,7 +52,7 @@ let benchmarks: @Sendable () -> Void = {
             let ops = try await store.claimDueOps(lease: lease, limit: 400)
             precondition(ops.count == 400)
             for batch in stride(from: 0, to: ops.count, by: 100).map({ ops[$0..<min($0 + 100, ops.count)] }) {
-                try await store.complete(batch.map { OpResult(op: $0.id, outcome: .applied) }, lease: lease)
+                try await store.complete(batch.map { OpResult(op: $0, outcome: .applied) }, lease: lease)
             }
             try await store.releaseFlusherLease(lease)
         }
