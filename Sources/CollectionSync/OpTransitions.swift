@@ -72,7 +72,7 @@ extension WriteTransaction {
                 ops_failed = ops_failed + n.failed
             FROM (SELECT collection_id, sum(state = 'pending') AS pending, sum(state = 'in_flight') AS in_flight,
                          sum(state = 'failed') AS failed
-                  FROM ops WHERE id > ?1 GROUP BY collection_id) n
+                  FROM ops NOT INDEXED WHERE id > ?1 GROUP BY collection_id) n  -- by id range, not ops_by_key
             WHERE collections.id = n.collection_id
             """, .integer(counted))
         try db.run("UPDATE replica SET counted_op_id = ? WHERE singleton = 1", .integer(last))

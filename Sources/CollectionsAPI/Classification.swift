@@ -163,19 +163,24 @@ public enum AnswerClassifier {
     }
 }
 
-/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate) by arithmetic:
+/// every answer carries one, and a calendar per answer cost more than the rest of its reading.
 func parseHTTPDate(_ text: String) -> Date? {
     let parts = text.split(separator: " ")
     guard parts.count == 6, parts[5] == "GMT",
-          let day = Int(parts[1]), let year = Int(parts[3]),
+          let day = Int(parts[1]), let year = Int(parts[3]), (1970...9999).contains(year),
           let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].firstIndex(of: String(parts[2])) else { return nil }
     let time = parts[4].split(separator: ":").compactMap { Int($0) }
-    guard time.count == 3, (1...31).contains(day), (0..<24).contains(time[0]), (0..<60).contains(time[1]), (0...60).contains(time[2]) else { return nil }
-    var components = DateComponents()
-    components.timeZone = TimeZone(identifier: "UTC")
-    (components.year, components.month, components.day) = (year, month + 1, day)
-    (components.hour, components.minute, components.second) = (time[0], time[1], time[2])
-    var calendar = Calendar(identifier: .gregorian)
-    calendar.timeZone = TimeZone(identifier: "UTC")!
-    return calendar.date(from: components)
+    guard time.count == 3, (0..<24).contains(time[0]), (0..<60).contains(time[1]), (0...60).contains(time[2]) else { return nil }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    guard (1...monthDays[month]).contains(day) else { return nil }
+    // Days since 1970-01-01 of the civil date (Howard Hinnant's days_from_civil).
+    let y = month < 2 ? year - 1 : year
+    let era = y / 400
+    let yearOfEra = y - era * 400
+    let dayOfYear = (153 * (month < 2 ? month + 10 : month - 2) + 2) / 5 + day - 1
+    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+    let days = era * 146_097 + dayOfEra - 719_468
+    return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + time[0] * 3_600 + time[1] * 60 + time[2]))
 }

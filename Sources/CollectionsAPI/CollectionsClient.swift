@@ -169,9 +169,9 @@ public final class CollectionsClient: Sendable {
             throw CollectionsAPIError(code: .tooManyChanges, message: "collections/entries/curate takes at most 100 changes, not \(changes.count)")
         }
         guard !changes.isEmpty else { throw invalidArgument("curate needs at least one change") }
-        let response = try await send(.curate, json: Self.curateBody(collection.rawValue, changes), timeout: timeout)
+        let (response, rateLimit) = try await exchange(.curate, json: Self.curateBody(collection.rawValue, changes), timeout: timeout)
         let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: Endpoint.curate.rawValue)
-        return ChangeResult(envelope: envelope, changes: changes, rateLimit: RateLimit(headers: response))
+        return ChangeResult(envelope: envelope, changes: changes, rateLimit: rateLimit)
     }
 
     /// `{"id":"…","changes":[{"op":"remove","tweet_id":"…"},…]}`, written directly: the same bytes
@@ -215,9 +215,9 @@ public final class CollectionsClient: Sendable {
 
     private func change(_ endpoint: Endpoint, form: [(String, String)], changes: [EntryChange],
                         timeout: Duration?) async throws -> ChangeResult {
-        let response = try await send(endpoint, form: form, timeout: timeout)
+        let (response, rateLimit) = try await exchange(endpoint, form: form, timeout: timeout)
         let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: endpoint.rawValue)
-        return ChangeResult(envelope: envelope, changes: changes, rateLimit: RateLimit(headers: response))
+        return ChangeResult(envelope: envelope, changes: changes, rateLimit: rateLimit)
     }
 
     // MARK: - Sending
@@ -226,7 +226,13 @@ public final class CollectionsClient: Sendable {
     /// ``CollectionsAPIError``. The request ends within `timeout` (a caller's deadline), and
     /// within the configured request timeout in any case.
     public func send(_ endpoint: Endpoint, query: [(String, String)] = [], form: [(String, String)]? = nil,
-                     json: [UInt8]? = nil, timeout callerTimeout: Duration? = nil) async throws -> HTTPResponseData {
+                     json: [UInt8]? = nil, timeout: Duration? = nil) async throws -> HTTPResponseData {
+        try await exchange(endpoint, query: query, form: form, json: json, timeout: timeout).response
+    }
+
+    /// ``send(_:query:form:json:timeout:)``, with the answer's rate-limit headers, read once.
+    private func exchange(_ endpoint: Endpoint, query: [(String, String)] = [], form: [(String, String)]? = nil,
+                          json: [UInt8]? = nil, timeout callerTimeout: Duration? = nil) async throws -> (response: HTTPResponseData, rateLimit: RateLimit?) {
         let method = endpoint.method
         var timeout = configuration.requestTimeout
         if let callerTimeout { timeout = min(timeout, callerTimeout) }
@@ -264,12 +270,13 @@ public final class CollectionsClient: Sendable {
         } catch {
             throw CollectionsAPIError(code: .network, message: "\(endpoint.rawValue) failed: \(type(of: error))")
         }
-        if let limit = RateLimit(headers: response) {
-            state.withLock { $0.rateLimits[endpoint] = limit }
+        let rateLimit = RateLimit(headers: response)
+        if let rateLimit {
+            state.withLock { $0.rateLimits[endpoint] = rateLimit }
         }
         logger.debug("answer", metadata: ["api.endpoint": "\(endpoint.rawValue)", "http.status": "\(response.status)"])
         if let failure = AnswerClassifier.failure(of: response, path: endpoint.rawValue) { throw failure }
-        return response
+        return (response, rateLimit)
     }
 
     /// The `Authorization` header for one attempt: a fresh nonce and timestamp every time.

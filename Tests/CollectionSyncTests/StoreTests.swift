@@ -240,6 +240,18 @@ struct StoreTests {
         #expect(after[0].hlc > before)
     }
 
+    @Test("status counts the ops newer than the counters by id range, never by reading the whole outbox")
+    func countsReadByIDRange() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        try await store.remove(tweets(1...10), from: c1)
+        for sql in ["SELECT * FROM collection_counts", "SELECT coalesce(sum(ops_in_flight), 0) FROM collection_counts"] {
+            let plan = try rows(store.path, "EXPLAIN QUERY PLAN \(sql)").map { $0.last! }
+            #expect(plan.contains("SEARCH ops USING INTEGER PRIMARY KEY (rowid>?)"), "\(plan)")
+            #expect(!plan.contains { $0.hasPrefix("SCAN ops") }, "\(plan)")
+        }
+    }
+
     @Test("op and log ids are never issued twice: not after the newest op is applied or discarded, nor after the log is deleted")
     func idsNeverReused() async throws {
         let folder = TemporaryFolder()

@@ -177,5 +177,17 @@ struct DecodingTests {
         #expect(parseHTTPDate("Fri, 27 Nov 2026 12:43:40 GMT") == Date(timeIntervalSince1970: 1_795_783_420))
         #expect(parseHTTPDate("yesterday") == nil)
         #expect(parseHTTPDate("Fri, 99 Nov 2026 12:43:40 GMT") == nil)
+        #expect(parseHTTPDate("Mon, 30 Feb 2026 12:43:40 GMT") == nil)
+        #expect(parseHTTPDate("Tue, 29 Feb 2028 00:00:00 GMT") == Date(timeIntervalSince1970: 1_835_395_200))
+        // The arithmetic agrees with Foundation's calendar across leap years and centuries.
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let date = Date(timeIntervalSince1970: TimeInterval(Int64.random(in: 0...253_402_300_799, using: &generator)))
+            #expect(parseHTTPDate(formatter.string(from: date)) == date, "\(formatter.string(from: date))")
+        }
     }
 }
