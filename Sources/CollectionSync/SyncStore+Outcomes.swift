@@ -193,6 +193,10 @@ extension WriteTransaction {
 
     /// The ops of `results` by collection where the caller said it, the others together.
     private static func selections(_ results: [OpResult]) -> [OpSelection] {
+        // The usual case, a request's answer: one collection.
+        if let collection = results.first?.collection, results.allSatisfy({ $0.collection == collection }) {
+            return [.ofCollection(collection, results.map(\.op))]
+        }
         var unknown: [OpID] = []
         var order: [CollectionID] = []
         var known: [CollectionID: [OpID]] = [:]
@@ -208,7 +212,7 @@ extension WriteTransaction {
     /// intent of the key's newest pending or in-flight op, which is this op's or that of a newer
     /// op queued behind it, and stays so. (Only a missing row, which no write leaves, is made.)
     private mutating func completeAnswered(_ answered: [OpResult], already: [String], holder: String) throws -> Int {
-        let ids = SQLiteValue.text(Self.jsonArray(answered.map { String($0.op.rawValue) }))
+        let ids = SQLiteValue.text(Self.jsonArray(answered.map(\.op)))
         // Two stamps per answered op, consecutive: the op at index i of `answered` gets
         // first + 2i for its base and first + 2i + 1 for its log line.
         let first = try tick(count: 2 * answered.count)

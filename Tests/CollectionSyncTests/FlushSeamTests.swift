@@ -59,6 +59,14 @@ struct FlushSeamTests {
         await #expect(throws: SyncError.self) { try await store.claimDueOps(lease: dead, limit: 10) }
     }
 
+    @Test("op id lists reach SQL as the JSON a formatter writes")
+    func opIDJSON() {
+        let samples: [[Int64]] = [[], [1], [0, 9, 10, 99, 100], [Int64.max, 1, 1_234_567_890_123], (1...500).map { $0 * 7_919 }]
+        for ids in samples {
+            #expect(WriteTransaction.jsonArray(ids.map(OpID.init)) == "[" + ids.map(String.init).joined(separator: ",") + "]")
+        }
+    }
+
     @Test("the real process probe: this process exists, a reaped child does not")
     func processProbe() throws {
         #expect(LocalHost.processExists(getpid()))
