@@ -52,14 +52,15 @@ extension WriteTransaction {
     /// is one past the newest op's and the floor that deleting the newest op leaves (0004):
     /// never one that was issued before.
     mutating func insertOp(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID, hlc: HLC) throws -> OpID {
-        let id = opIDs.last + 1
+        // NULL: SQLite's id, the newest op's plus one; after the newest op left, the floor's.
         try db.run("""
             INSERT INTO ops (id, collection_id, tweet_id, kind, state, hlc, created_at)
             VALUES (?, ?, ?, ?, 'pending', ?, ?)
-            """, .integer(id), .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue), .integer(hlc.rawValue),
-            .integer(wallMillis))
-        opIDs.last = id
-        return OpID(id)
+            """, .int(opIDGap ? opIDs.last + 1 : nil), .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue),
+            .integer(hlc.rawValue), .integer(wallMillis))
+        opIDGap = false
+        opIDs.last = db.lastInsertRowID
+        return OpID(opIDs.last)
     }
 
     /// Folds the ops newer than the counters into them when there are many, so that `status`
@@ -194,6 +195,8 @@ extension WriteTransaction {
     private mutating func keepOpIDFloor(deleting ids: [OpID]) throws {
         guard let newestGone = ids.max()?.rawValue, newestGone >= opIDs.last else { return }
         try db.run("UPDATE replica SET op_id_floor = max(op_id_floor, ?) WHERE singleton = 1", .integer(newestGone))
+        opIDs.last = newestGone
+        opIDGap = true
     }
 
     /// A JSON array of already-encoded JSON values.

@@ -216,7 +216,7 @@ extension WriteTransaction {
         // Two stamps per answered op, consecutive: the op at index i of `answered` gets
         // first + 2i for its base and first + 2i + 1 for its log line.
         let first = try tick(count: 2 * answered.count)
-        let firstLogID = nextLogIDs(answered.count)
+        let firstLogID = takeLogIDGap()
         try db.run("""
             UPDATE entries SET base_present = o.kind = 'add', base_hlc = ?3 + 2 * j.key
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
@@ -226,7 +226,7 @@ extension WriteTransaction {
         let based = db.changes
         try db.run("""
             INSERT INTO log (id, hlc, replica_id, collection_id, tweet_id, event, op_id, local_hlc, detail)
-            SELECT ?9 + j.key, ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
+            SELECT CASE WHEN ?9 IS NULL THEN NULL ELSE ?9 + j.key END, ?3 + 2 * j.key + 1, ?4, o.collection_id, o.tweet_id,
                    CASE WHEN o.id NOT IN (SELECT value FROM json_each(?5)) THEN ?6 WHEN o.kind = 'remove' THEN ?7 ELSE ?8 END,
                    o.id, o.hlc, o.kind
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
@@ -234,7 +234,7 @@ extension WriteTransaction {
             ORDER BY j.key
             """, ids, .text(holder), .integer(first.rawValue), .text(replicaID), .text(Self.jsonArray(already)),
             .text(LogEvent.Kind.applied.rawValue), .text(LogEvent.Kind.alreadyRemoved.rawValue), .text(LogEvent.Kind.alreadyPresent.rawValue),
-            .integer(firstLogID))
+            .int(firstLogID))
         let held = db.changes
         guard held > 0 else { return 0 }
         if based < held {

@@ -17,10 +17,15 @@ struct WriteTransaction {
     /// Changes to the per-collection counters of `collections` (0002, 0004) that this
     /// transaction made, written once per collection when it ends (``finish()``).
     var counterChanges: [CollectionID: CounterChange] = [:]
-    /// The last op id issued and the newest op the counters count; the last log id issued.
-    /// Ids are issued by the store, never reused (0004).
+    /// The last op id issued and the newest op the counters count (0004).
     var opIDs: (last: Int64, counted: Int64)
-    private var lastLogID: Int64
+    /// Ids are never issued twice (0004). SQLite gives a new row the newest id plus one, which
+    /// is right unless the newest row was deleted: then the table's floor is above its newest
+    /// row, and the next row gets the floor plus one explicitly (an explicit id costs a search
+    /// of the table per row, so only then). For ops, whether that is the case; for log lines,
+    /// the id to give the next one.
+    var opIDGap: Bool
+    private var logIDGap: Int64?
 
     struct CounterChange: Equatable {
         var pending = 0, inFlight = 0, failed = 0, present = 0
@@ -34,18 +39,19 @@ struct WriteTransaction {
         // (every log line is stamped with this replica's clock, in id order: see saveClock());
         // the last op and log ids issued (0004), and the newest op the counters count.
         let read = try db.queryFirst("""
-            SELECT max(r.hlc, coalesce(l.hlc, 0)), max(coalesce((SELECT max(id) FROM ops), 0), r.op_id_floor), r.counted_op_id,
-                   max(coalesce(l.id, 0), r.log_id_floor)
+            SELECT max(r.hlc, coalesce(l.hlc, 0)), coalesce((SELECT max(id) FROM ops), 0), r.op_id_floor, r.counted_op_id,
+                   coalesce(l.id, 0), r.log_id_floor
             FROM replica r LEFT JOIN (SELECT id, hlc FROM log ORDER BY id DESC LIMIT 1) l
             WHERE r.singleton = 1
-            """) { ($0.int64(0), ($0.int64(1), $0.int64(2)), $0.int64(3)) }
-        guard let (last, opIDs, logID) = read else {
+            """) { ($0.int64(0), ($0.int64(1), $0.int64(2), $0.int64(3)), ($0.int64(4), $0.int64(5))) }
+        guard let (last, (newestOp, opFloor, counted), (newestLine, logFloor)) = read else {
             throw SyncError(code: .databaseCorrupt, message: "the replica row is missing from the database")
         }
         clock = HybridLogicalClock(last: HLC(rawValue: last))
         loadedClock = clock
-        self.opIDs = opIDs
-        lastLogID = logID
+        opIDs = (max(newestOp, opFloor), counted)
+        opIDGap = opFloor > newestOp
+        logIDGap = logFloor > newestLine ? logFloor + 1 : nil
     }
 
     /// A fresh stamp, greater than every stamp this database has issued.
@@ -153,21 +159,20 @@ struct WriteTransaction {
         winner: LogEvent.Winner? = nil, localHLC: HLC? = nil, remoteHLC: HLC? = nil, detail: String
     ) throws {
         let hlc = tickForLog()
-        let id = nextLogIDs(1)
         try db.run("""
             INSERT INTO log (id, hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            .integer(id), .integer(hlc.rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
+            .int(takeLogIDGap()), .integer(hlc.rawValue), .text(replicaID), .text(collection.rawValue), .string(tweet?.rawValue),
             .text(event.rawValue), .int(op?.rawValue), .string(winner?.rawValue),
             .int(localHLC?.rawValue), .int(remoteHLC?.rawValue), .text(detail))
     }
 
-    /// The first of `count` consecutive new log ids: one past the newest line's id and the
-    /// floor that deleted lines leave (0004), so that no id is issued twice.
-    mutating func nextLogIDs(_ count: Int) -> Int64 {
-        defer { lastLogID += Int64(count) }
-        return lastLogID + 1
+    /// The id the next log line must be given (after the newest lines were deleted), or nil:
+    /// SQLite's own (the newest line's plus one) is right. The gap is closed by that line.
+    mutating func takeLogIDGap() -> Int64? {
+        defer { logIDGap = nil }
+        return logIDGap
     }
 
     /// Sets the key's local view from the intent of its newest pending or in-flight op, else

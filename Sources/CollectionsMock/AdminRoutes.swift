@@ -16,7 +16,7 @@ extension MockService {
         ("POST /__mock/tweets", "{\"deleted\":[...],\"protected\":[...],\"restored\":[...]}"),
         ("POST /__mock/outage", "{\"seconds\":N} refuse connections for N seconds; {\"on\":true|false}"),
         ("GET /__mock/rate_limits", "the limits"),
-        ("POST /__mock/rate_limits", "{\"window_s\":900,\"default\":1000,\"limits\":{\"collections/entries\":5}}; resets the windows"),
+        ("POST /__mock/rate_limits", "{\"window_s\":900,\"default\":1000,\"limits\":{\"\(Endpoint.entries.rawValue)\":5}}; resets the windows"),
     ]
 
     func handleAdmin(_ request: IncomingRequest, path: String, query: Substring?) -> OutgoingResponse {
