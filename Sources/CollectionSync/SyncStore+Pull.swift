@@ -99,14 +99,13 @@ extension WriteTransaction {
             }) {
             local[tweet] = key
         }
-        // Per key: the newest op, its waiting (pending or failed) ops, and whether any op is in flight.
+        // Per key: the newest op, and whether any op is in flight.
         var newestOp: [String: (id: OpID, state: OpState, kind: OpKind, hlc: HLC)] = [:]
-        var waitingOps: [String: [(id: OpID, state: OpState)]] = [:]
         var inFlight = Set<String>()
         for op in try db.query("SELECT \(Op.columns) FROM ops WHERE collection_id = ? ORDER BY id",
                                .text(collection.rawValue), row: Op.init(row:)) {
             newestOp[op.tweet.rawValue] = (op.id, op.state, op.kind, op.hlc)
-            if op.state == .inFlight { inFlight.insert(op.tweet.rawValue) } else { waitingOps[op.tweet.rawValue, default: []].append((op.id, op.state)) }
+            if op.state == .inFlight { inFlight.insert(op.tweet.rawValue) }
         }
 
         var server: [String: RemoteEntry] = [:]
@@ -150,8 +149,10 @@ extension WriteTransaction {
             }
             if decision.cancelWaiting {
                 // Every waiting op of the key: an older failed one must not outlive the newer one.
-                let waiting = waitingOps[tweetID] ?? []
-                try move(.ids(waiting.map(\.id)), from: Array(Set(waiting.map(\.state))).sorted { $0.rawValue < $1.rawValue }, to: .gone)
+                let waiting = try db.query("""
+                    SELECT id FROM ops WHERE collection_id = ? AND tweet_id = ? AND state != 'in_flight'
+                    """, .text(collection.rawValue), .text(tweetID)) { OpID($0.int64(0)) }
+                try move(.ofCollection(collection, waiting), from: [.pending, .failed], to: .gone)
             }
 
             if decision.takeBase, op == nil {
