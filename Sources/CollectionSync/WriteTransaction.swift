@@ -23,7 +23,9 @@ struct WriteTransaction {
     /// is right unless the newest row was deleted: then the table's floor is above its newest
     /// row, and the next row gets the floor plus one explicitly (an explicit id costs a search
     /// of the table per row, so only then). For ops, whether that is the case; for log lines,
-    /// the id to give the next one.
+    /// the id to give the next one. Both are read when the transaction begins (and ops' is kept
+    /// by ``move(_:from:heldBy:to:)``): code that deletes log lines inside a write transaction
+    /// (a prune) must read the log's again before the transaction writes a line.
     var opIDGap: Bool
     private var logIDGap: Int64?
 
