@@ -444,7 +444,7 @@ struct FlushRound {
     /// (single `entries/add` / `entries/remove` requests when it is 1).
     private mutating func batches(_ ops: [Op]) -> [Request] {
         var requests: [Request] = []
-        for (_, all) in ops.byCollection() {
+        for (_, all) in ops.grouped(by: \.collection) {
             for start in stride(from: 0, to: all.count, by: settings.batchSize) {
                 let batch = Array(all[start..<min(start + settings.batchSize, all.count)])
                 let endpoint: Endpoint = settings.batchSize == 1 ? (batch[0].kind == .add ? .add : .remove) : .curate

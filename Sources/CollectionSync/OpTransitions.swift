@@ -1,7 +1,7 @@
 import CollectionsAPI
 
 /// Where an op goes. These are all the changes of an op's state there are; each one is made by
-/// ``WriteTransaction/move(_:from:heldBy:to:)``, which is, with
+/// ``WriteTransaction/move(_:of:from:heldBy:to:)``, which is, with
 /// ``WriteTransaction/insertOp(_:_:_:hlc:)``, the only code that writes `ops.state` (or
 /// inserts or deletes an op). Both keep the per-collection counts that `status` reads exact
 /// (0004): the ops newer than `replica.counted_op_id` are counted from their rows, so inserting
@@ -34,17 +34,6 @@ enum OpTarget: Sendable, Hashable {
         case .gone: nil
         }
     }
-}
-
-/// Which ops a ``WriteTransaction/move(_:from:heldBy:to:)`` looks at.
-enum OpSelection: Sendable, Hashable {
-    /// Ops of any collections: the statement returns each moved op's collection to count it.
-    case ids([OpID])
-    /// Ops of one collection (only those of it move): counted by how many rows the statement
-    /// changed, with no row returned. The flush's claims and answers, its hot path.
-    case ofCollection(CollectionID, [OpID])
-    /// Every op of the outbox (in the given states).
-    case all
 }
 
 extension WriteTransaction {
@@ -83,56 +72,15 @@ extension WriteTransaction {
     /// New ops that make a transaction fold them into the counters.
     static let foldEvery: Int64 = 1024
 
-    /// Moves the selected ops that are in one of `states` (and, when `holder` is given, were
-    /// claimed by it) to `target`, one statement per state; returns how many moved. Ops in
-    /// another state, or held by another flusher, are left alone.
+    /// Moves the ops of `collection` with these ids that are in one of `states` (and, when
+    /// `holder` is given, were claimed by it) to `target`, one statement per state; returns how
+    /// many moved. Ops in another state or collection, or held by another flusher, are left
+    /// alone. The counters move by the number of rows each statement changed: nothing is read
+    /// back (on a flush's hot path, returning the moved rows cost a sixth of its time). Ops
+    /// newer than the counters (counted from their rows) go in a statement of their own.
     @discardableResult
-    mutating func move(_ selection: OpSelection, from states: [OpState], heldBy holder: String? = nil, to target: OpTarget) throws -> Int {
-        if case .ofCollection(let collection, let ids) = selection {
-            return try move(ids, of: collection, from: states, heldBy: holder, to: target)
-        }
-        var filter = ""
-        var bindings: [SQLiteValue] = []
-        switch selection {
-        case .ids(let ids):
-            guard !ids.isEmpty else { return 0 }
-            filter = ids.count == 1 ? "id = ?1" : "id IN (SELECT value FROM json_each(?1))"
-            bindings.append(ids.count == 1 ? .integer(ids[0].rawValue) : .text(Self.jsonArray(ids)))
-        case .all, .ofCollection:
-            filter = "?1 IS NULL"
-            bindings.append(.null)
-        }
-        bindings.append(holder.map(SQLiteValue.text) ?? .null)
-        let change = Self.change(to: target, &bindings)
-        // ?1 the selection, ?2 the holder (or NULL: any), ?3 the state it leaves.
-        let sql = "\(change) WHERE \(filter) AND state = ?3 AND (?2 IS NULL OR claimed_by = ?2) RETURNING collection_id, id"
-        let counted = opIDs.counted
-        var moved = 0
-        for state in states {
-            bindings[2] = .text(state.rawValue)
-            // Only ops the counters count move them (newer ones are counted from their rows).
-            // Consecutive rows usually share a collection: a string is made only when it changes.
-            var runs: [(CollectionID, Int)] = []
-            try db.forEach(sql, bindings) { row in
-                moved += 1
-                guard row.int64(1) <= counted else { return }
-                if let last = runs.last, row.equals(0, last.0.rawValue) {
-                    runs[runs.count - 1].1 += 1
-                } else {
-                    runs.append((CollectionID(trusted: row.string(0)), 1))
-                }
-            }
-            for (collection, count) in runs { counterChanges[collection, default: CounterChange()].move(count, from: state, to: target.state) }
-        }
-        if target == .gone, case .ids(let ids) = selection, moved > 0 { try keepOpIDFloor(deleting: ids) }
-        return moved
-    }
-
-    /// ``move(_:from:heldBy:to:)`` for ops of one collection: the counters move by the number of
-    /// rows each statement changed (no row is returned: on a flush's hot path, returning them
-    /// cost a sixth of its time). Ops newer than the counters go in a statement of their own.
-    private mutating func move(_ ids: [OpID], of collection: CollectionID, from states: [OpState], heldBy holder: String?,
-                               to target: OpTarget) throws -> Int {
+    mutating func move(_ ids: [OpID], of collection: CollectionID, from states: [OpState], heldBy holder: String? = nil,
+                       to target: OpTarget) throws -> Int {
         let counted = opIDs.counted
         var moved = 0
         // Usually all of them are counted (older than the fold) or none: one statement.
@@ -140,6 +88,8 @@ extension WriteTransaction {
             : ids.allSatisfy { $0.rawValue > counted } ? [(ids, false)]
             : [(ids.filter { $0.rawValue <= counted }, true), (ids.filter { $0.rawValue > counted }, false)]
         for (part, isCounted) in parts where !part.isEmpty {
+            // ?1 the ids, ?2 the holder (or NULL: any), ?3 the state the ops leave, then the
+            // target's values, then the collection.
             var bindings: [SQLiteValue] = [.text(Self.jsonArray(part)), holder.map(SQLiteValue.text) ?? .null]
             let change = Self.change(to: target, &bindings)
             bindings.append(.text(collection.rawValue))

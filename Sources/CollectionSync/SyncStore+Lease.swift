@@ -92,7 +92,12 @@ extension SyncStore {
             // Only a lease holder claims ops: any op in flight now belongs to a holder that is gone.
             // (The counters say whether there is any: the update itself scans the whole outbox.)
             if try tx.db.queryFirst("SELECT coalesce(sum(ops_in_flight), 0) FROM collection_counts", row: { $0.int(0) }) ?? 0 > 0 {
-                try tx.move(.all, from: [.inFlight], to: .recovered)
+                let inFlight = try tx.db.query("SELECT collection_id, id FROM ops WHERE state = 'in_flight'") {
+                    (CollectionID(trusted: $0.string(0)), OpID($0.int64(1)))
+                }
+                for (collection, ops) in inFlight.grouped(by: \.0) {
+                    try tx.move(ops.map(\.1), of: collection, from: [.inFlight], to: .recovered)
+                }
             }
             return .acquired(FlusherLease(holder: token, expiresAt: Date(millis: now + ttlMillis)))
         }

@@ -81,8 +81,8 @@ extension SyncStore {
                 ORDER BY o.id LIMIT ?2
                 """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
             guard !due.isEmpty else { return [] }
-            for (collection, ops) in due.byCollection() {
-                try tx.move(.ofCollection(collection, ops.map(\.id)), from: [.pending], to: .claimed(by: lease.holder))
+            for (collection, ops) in due.grouped(by: \.collection) {
+                try tx.move(ops.map(\.id), of: collection, from: [.pending], to: .claimed(by: lease.holder))
             }
             return due.map { $0.claimed() }
         }
@@ -124,14 +124,16 @@ extension SyncStore {
     }
 }
 
-extension Array where Element == Op {
-    /// The ops grouped by collection, in the order each collection first appears.
-    func byCollection() -> [(CollectionID, [Op])] {
-        var order: [CollectionID] = []
-        var groups: [CollectionID: [Op]] = [:]
-        for op in self {
-            if groups[op.collection] == nil { order.append(op.collection) }
-            groups[op.collection, default: []].append(op)
+extension Sequence {
+    /// The elements grouped by `key`, in the order each key first appears (the elements of a
+    /// group in their order).
+    func grouped<Key: Hashable>(by key: (Element) -> Key) -> [(Key, [Element])] {
+        var order: [Key] = []
+        var groups: [Key: [Element]] = [:]
+        for element in self {
+            let value = key(element)
+            if groups[value] == nil { order.append(value) }
+            groups[value, default: []].append(element)
         }
         return order.map { ($0, groups[$0]!) }
     }
@@ -186,26 +188,29 @@ extension WriteTransaction {
             case .release(let error, let until): target = .released(error: error, until: until?.millis)
             default: preconditionFailure("grouped above")
             }
-            for selection in Self.selections(ops) { committed += try move(selection, from: [.inFlight], heldBy: holder, to: target) }
+            for (collection, ids) in try byCollection(ops) { committed += try move(ids, of: collection, from: [.inFlight], heldBy: holder, to: target) }
         }
         return committed
     }
 
-    /// The ops of `results` by collection where the caller said it, the others together.
-    private static func selections(_ results: [OpResult]) -> [OpSelection] {
-        // The usual case, a request's answer: one collection.
+    /// The ops of `results` by collection: as the caller said it (``OpResult/init(op:outcome:)``
+    /// with an ``Op``), else as the outbox says.
+    private func byCollection(_ results: [OpResult]) throws -> [(CollectionID, [OpID])] {
+        // The usual case, a request's answer: one collection, given.
         if let collection = results.first?.collection, results.allSatisfy({ $0.collection == collection }) {
-            return [.ofCollection(collection, results.map(\.op))]
+            return [(collection, results.map(\.op))]
         }
-        var unknown: [OpID] = []
-        var order: [CollectionID] = []
-        var known: [CollectionID: [OpID]] = [:]
-        for result in results {
-            guard let collection = result.collection else { unknown.append(result.op); continue }
-            if known[collection] == nil { order.append(collection) }
-            known[collection, default: []].append(result.op)
+        let unknown = results.filter { $0.collection == nil }.map(\.op)
+        var collections: [OpID: CollectionID] = [:]
+        if !unknown.isEmpty {
+            for (id, collection) in try db.query("SELECT id, collection_id FROM ops WHERE id IN (SELECT value FROM json_each(?))",
+                                                 .text(Self.jsonArray(unknown)), row: { (OpID($0.int64(0)), CollectionID(trusted: $0.string(1))) }) {
+                collections[id] = collection
+            }
         }
-        return order.map { .ofCollection($0, known[$0]!) } + (unknown.isEmpty ? [] : [.ids(unknown)])
+        // An op that is not in the outbox any more has nothing to move.
+        return results.compactMap { result in (result.collection ?? collections[result.op]).map { ($0, result.op) } }
+            .grouped(by: \.0).map { ($0.0, $0.1.map(\.1)) }
     }
 
     /// An answered op's intent becomes its key's base. Its key's view does not change: it is the
@@ -216,7 +221,7 @@ extension WriteTransaction {
         // Two stamps per answered op, consecutive: the op at index i of `answered` gets
         // first + 2i for its base and first + 2i + 1 for its log line.
         let first = try tick(count: 2 * answered.count)
-        let firstLogID = takeLogIDGap()
+        let firstLogID = logIDGap
         try db.run("""
             UPDATE entries SET base_present = o.kind = 'add', base_hlc = ?3 + 2 * j.key
             FROM json_each(?1) j JOIN ops o ON o.id = j.value
@@ -237,6 +242,7 @@ extension WriteTransaction {
             .int(firstLogID))
         let held = db.changes
         guard held > 0 else { return 0 }
+        logIDGap = nil  // closed by the lines just written
         if based < held {
             // Keys without a row: made with the view the rule gives, and counted.
             for (collection, present) in try db.query("""
@@ -253,7 +259,7 @@ extension WriteTransaction {
                 countView(collection, from: false, to: present)
             }
         }
-        for selection in Self.selections(answered) { try move(selection, from: [.inFlight], heldBy: holder, to: .gone) }
+        for (collection, ids) in try byCollection(answered) { try move(ids, of: collection, from: [.inFlight], heldBy: holder, to: .gone) }
         return held
     }
 
@@ -263,7 +269,7 @@ extension WriteTransaction {
         guard let op = try db.queryFirst("""
             SELECT \(Op.columns) FROM ops o WHERE id = ? AND state = 'in_flight' AND claimed_by = ?
             """, .integer(id.rawValue), .text(holder), row: Op.init(row:)) else { return false }
-        try move(.ids([op.id]), from: [.inFlight], heldBy: holder, to: .failed(reason: reason))
+        try move([op.id], of: op.collection, from: [.inFlight], heldBy: holder, to: .failed(reason: reason))
         try log(.failed, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
         try refreshView(op.collection, op.tweet)
         return true

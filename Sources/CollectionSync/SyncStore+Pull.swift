@@ -152,7 +152,7 @@ extension WriteTransaction {
                 let waiting = try db.query("""
                     SELECT id FROM ops WHERE collection_id = ? AND tweet_id = ? AND state != 'in_flight'
                     """, .text(collection.rawValue), .text(tweetID)) { OpID($0.int64(0)) }
-                try move(.ofCollection(collection, waiting), from: [.pending, .failed], to: .gone)
+                try move(waiting, of: collection, from: [.pending, .failed], to: .gone)
             }
 
             if decision.takeBase, op == nil {

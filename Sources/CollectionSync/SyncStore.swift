@@ -147,7 +147,7 @@ public final class SyncStore: Sendable {
                 guard op.state != .inFlight else {
                     throw SyncError(code: .opInFlight, message: "op \(op.id) is in flight: it can be discarded once its answer is in")
                 }
-                try tx.move(.ids([op.id]), from: [op.state], to: .gone)
+                try tx.move([op.id], of: op.collection, from: [op.state], to: .gone)
                 try tx.log(.discarded, op.collection, op.tweet, op: op.id, localHLC: op.hlc,
                            detail: "\(op.kind.rawValue) discarded by the user")
                 try tx.refreshView(op.collection, op.tweet)

@@ -3,7 +3,7 @@ import CollectionsAPI
 /// One open write transaction with the replica's clock: the building blocks every write of the
 /// store is made of. Only exists inside ``SyncStore/write(onQueue:_:)``.
 ///
-/// Ops change state only through ``insertOp(_:_:_:hlc:)`` and ``move(_:from:heldBy:to:)``
+/// Ops change state only through ``insertOp(_:_:_:hlc:)`` and ``move(_:of:from:heldBy:to:)``
 /// (OpTransitions.swift), which keep the per-collection counters that `status` reads exact.
 struct WriteTransaction {
     let db: Connection
@@ -24,10 +24,10 @@ struct WriteTransaction {
     /// row, and the next row gets the floor plus one explicitly (an explicit id costs a search
     /// of the table per row, so only then). For ops, whether that is the case; for log lines,
     /// the id to give the next one. Both are read when the transaction begins (and ops' is kept
-    /// by ``move(_:from:heldBy:to:)``): code that deletes log lines inside a write transaction
+    /// by ``move(_:of:from:heldBy:to:)``): code that deletes log lines inside a write transaction
     /// (a prune) must read the log's again before the transaction writes a line.
     var opIDGap: Bool
-    private var logIDGap: Int64?
+    var logIDGap: Int64?
 
     struct CounterChange: Equatable {
         var pending = 0, inFlight = 0, failed = 0, present = 0
@@ -140,7 +140,7 @@ struct WriteTransaction {
         // The new op first: the replaced one is then never the newest, and deleting it raises no floor.
         let id = try insertOp(kind, collection, tweet, hlc: hlc)
         if let (oldID, oldState, _, _) = replaced, let oldState {
-            try move(.ids([oldID]), from: [oldState], to: .gone)
+            try move([oldID], of: collection, from: [oldState], to: .gone)
         }
         if let (oldID, oldState, oldKind, oldHLC) = replaced {
             try log(.coalesced, collection, tweet, op: oldID, localHLC: oldHLC,
@@ -226,12 +226,12 @@ struct WriteTransaction {
         if let newer = try db.queryFirst(
             "SELECT id, kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
             .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {
-            try move(.ids([id]), from: [.failed], to: .gone)
+            try move([id], of: op.collection, from: [.failed], to: .gone)
             try log(.coalesced, op.collection, op.tweet, op: id, localHLC: op.hlc,
                     detail: "failed \(op.kind.rawValue) superseded by op \(newer.0) (\(newer.1)) instead of retried")
             return
         }
-        try move(.ids([id]), from: [.failed], to: .retried)
+        try move([id], of: op.collection, from: [.failed], to: .retried)
         try log(.retried, op.collection, op.tweet, op: id, localHLC: op.hlc, detail: "\(op.kind.rawValue) back to pending")
         try refreshView(op.collection, op.tweet)
     }

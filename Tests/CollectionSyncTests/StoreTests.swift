@@ -279,6 +279,25 @@ struct StoreTests {
         #expect(try await other.add(tweets(7...7), to: c1)[0].id > replacing[0].id)
     }
 
+    @Test("after the log was deleted, a commit whose answers were taken over still gives its other lines ids above the floor")
+    func logFloorSurvivesAnEmptyAnswer() async throws {
+        let folder = TemporaryFolder()
+        let clock = ManualWallClock()
+        let store = try await openStore(folder, clock: clock)
+        try await store.remove(tweets(1...2), from: c1)
+        let old = try acquired(try await store.acquireFlusherLease(host: "here", pid: 1, isAlive: { _ in true }))
+        let claimed = try await store.claimDueOps(lease: old, limit: 10)
+        let newestLine = try await store.log(limit: 1)[0].id
+        try execute(store.path, "DELETE FROM log")
+        // The first op is not this holder's any more; the second one is dead-lettered.
+        try execute(store.path, "UPDATE ops SET claimed_by = 'someone else' WHERE id = \(claimed[0].id.rawValue)")
+        #expect(try await store.complete([OpResult(op: claimed[0], outcome: .applied),
+                                          OpResult(op: claimed[1], outcome: .failed(reason: "no"))], lease: old) == 1)
+        let lines = try await store.log(limit: 10)
+        #expect(lines.map(\.event) == [.failed])
+        #expect(lines.allSatisfy { $0.id > newestLine }, "\(lines.map(\.id)) after \(newestLine)")
+    }
+
     @Test("two stores on one file share one clock")
     func clockSharedAcrossConnections() async throws {
         let folder = TemporaryFolder()
