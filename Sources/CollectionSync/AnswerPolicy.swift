@@ -125,11 +125,11 @@ enum AnswerPolicy {
         return serverTime.millis - (serverDate.millis - now)
     }
 
-    /// Until when (local wall ms) nothing goes to an endpoint after a 429: its reset, at least a
-    /// second from now (a reset already past still waits a moment); 15 minutes, the API's
-    /// window, when the answer gave no reset.
-    static func rateLimitWait(_ error: CollectionsAPIError, now: Int64) -> Int64 {
-        guard let limit = error.rateLimit else { return now + 15 * 60 * 1000 }
+    /// Until when (local wall ms) nothing goes to an endpoint after a 429 with these headers: its
+    /// reset, at least a second from now (a reset already past still waits a moment); 15
+    /// minutes, the API's window, when the answer gave no reset.
+    static func rateLimitWait(_ limit: RateLimit?, now: Int64) -> Int64 {
+        guard let limit else { return now + 15 * 60 * 1000 }
         return max(localTime(of: limit.reset, serverDate: limit.serverDate, now: now), now + 1_000)
     }
 

@@ -161,7 +161,7 @@ struct FlushRound {
     // MARK: - Events
 
     /// The first actions of the flush.
-    mutating func start(at now: Now) -> [Action] {
+    mutating func start() -> [Action] {
         phase = .gating
         return [.readGate]
     }
@@ -303,7 +303,7 @@ struct FlushRound {
             queued.insert(makeRequest(request.ops, request.endpoint, skewRetried: true), at: 0)
             return [.correctClock(offset)]
         case .rateLimited:
-            let until = error.map { AnswerPolicy.rateLimitWait($0, now: now.wall) } ?? now.wall + 15 * 60 * 1000
+            let until = AnswerPolicy.rateLimitWait(error?.rateLimit, now: now.wall)
             commit.add(request.ops, .release(error: message, until: Date(millis: until)))
             return block(request.endpoint, until: until, limit: error?.rateLimit, &commit)
         case .deadline:
@@ -365,8 +365,8 @@ struct FlushRound {
     private mutating func advance(_ now: Now) -> [Action] {
         guard phase == .running else { return [] }
         var actions: [Action] = []
-        if !queued.isEmpty, stop == nil, !blocked, !storeFailed, !cancelled, pastDeadline(now) { stopping(.deadline) }
-        if stop != nil || blocked || storeFailed || cancelled {
+        if !queued.isEmpty, !windingDown, pastDeadline(now) { stopping(.deadline) }
+        if windingDown {
             var release = Commit()
             for request in queued { release.add(request.ops, .release(error: "not sent: the flush stopped")) }
             queued = []
@@ -393,11 +393,15 @@ struct FlushRound {
         return actions
     }
 
+    /// Nothing new starts: the flush stops, an endpoint waits for its reset, a store call
+    /// failed, or the flush was cancelled.
+    private var windingDown: Bool { stop != nil || blocked || storeFailed || cancelled }
+
     /// Nothing is outstanding: the flush ends, or the next pass begins.
     private mutating func endPass(_ now: Now) -> [Action] {
         if let stop { return finish(stop) }
-        if storeFailed { return finish(.cancelled) }
-        if cancelled { return finish(.cancelled) }
+        // After a store failure the driver throws its error: the reason is not reported.
+        if storeFailed || cancelled { return finish(.cancelled) }
         // The API is failing: a flush that does not wait ends here instead of hammering it with
         // retries whose backoff happened to be short; the next flush (or --wait) goes on.
         if sawTransient, !settings.wait { return finish(.notDue) }

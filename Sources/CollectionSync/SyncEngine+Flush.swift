@@ -29,7 +29,7 @@ extension SyncEngine {
 
         var failure: (any Error)?
         let report = await withTaskGroup(of: Completion.self, returning: FlushReport.self) { group in
-            var actions = round.start(at: now())
+            var actions = round.start()
             var toldCancelled = false
             while true {
                 for action in actions {
@@ -40,27 +40,19 @@ extension SyncEngine {
                     case .readGate:
                         let endpoints = settings.endpoints
                         group.addTask { [store, apiBase] in
-                            do { return .event(.gateRead(try await store.flushGate(apiBase: apiBase, endpoints: endpoints))) }
-                            catch { return .storeFailed(.gate, error) }
+                            await Self.storeCall(.gate) { .gateRead(try await store.flushGate(apiBase: apiBase, endpoints: endpoints)) }
                         }
                     case .claim(let limit):
-                        group.addTask { [store] in
-                            do { return .event(.claimed(try await store.claimDueOps(lease: lease, limit: limit))) }
-                            catch { return .storeFailed(.claim, error) }
-                        }
+                        group.addTask { [store] in await Self.storeCall(.claim) { .claimed(try await store.claimDueOps(lease: lease, limit: limit)) } }
                     case .readQueue:
-                        group.addTask { [store] in
-                            do { return .event(.queueRead(try await store.queueSummary())) }
-                            catch { return .storeFailed(.queue, error) }
-                        }
+                        group.addTask { [store] in await Self.storeCall(.queue) { .queueRead(try await store.queueSummary()) } }
                     case .send(let request):
                         let timeout = options.timeLimit.map { $0 - stopwatch.elapsed }
                         group.addTask { await self.perform(request, lease: lease, timeout: timeout) }
                     case .commit(let commit):
                         group.addTask { await self.commit(commit, lease: lease) }
                     case .correctClock(let offset):
-                        client.clockOffset = offset
-                        logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
+                        adopt(clockOffset: offset)
                     case .sleep(let pause):
                         group.addTask { await self.sleep(pause, renewing: lease) }
                     case .emit(let event):
@@ -86,6 +78,18 @@ extension SyncEngine {
         }
         if let failure { throw failure }
         return try await finalReport(report)
+    }
+
+    /// A store call's result as the round takes it.
+    private static func storeCall(_ call: FlushRound.StoreCall, _ body: () async throws -> FlushRound.Event) async -> Completion {
+        do { return .event(try await body()) } catch { return .storeFailed(call, error) }
+    }
+
+    /// Signs with `offset` from the server's clock from now on (its persistence is the caller's:
+    /// a flush commits it with the answer, a pull records it).
+    func adopt(clockOffset offset: Duration) {
+        client.clockOffset = offset
+        logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
     }
 
     /// Sends one request of the round, unless the lease was lost.
@@ -124,7 +128,9 @@ extension SyncEngine {
     }
 
     /// Sleeps for `pause` in steps of a third of the lease's time to live, renewing the lease
-    /// after each, so that a long wait (a 15-minute rate-limit window) keeps it.
+    /// after each. The heartbeat renews it too; this way a long wait (a 15-minute rate-limit
+    /// window) keeps the lease whatever the heartbeat's timing, also on a clock whose sleeps
+    /// jump time forward (a test's).
     private func sleep(_ pause: Duration, renewing lease: FlusherLease) async -> Completion {
         var remaining = pause
         while remaining > .zero {

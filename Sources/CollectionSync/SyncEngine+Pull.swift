@@ -33,9 +33,8 @@ extension SyncEngine {
                 switch AnswerPolicy.failure(error, context) {
                 case .correctClock(let serverDate):
                     let offset = AnswerPolicy.clockOffset(serverDate: serverDate, now: store.wallClock.nowMillis())
-                    client.clockOffset = offset
+                    adopt(clockOffset: offset)
                     try await store.recordClockOffset(offset, apiBase: apiBase)
-                    logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
                     skewRetried = true
                 case .confirmMissing:
                     throw try await confirmMissing(collection, context, after: error, timeout: remaining())

@@ -56,9 +56,7 @@ extension SyncStore {
 
     /// Whether `apiBase` has ever answered a request successfully.
     public func hasAnsweredSuccessfully(apiBase: String) async throws -> Bool {
-        try await database.read { db in
-            try db.queryFirst("SELECT first_success_at IS NOT NULL FROM api_bases WHERE url = ?", .text(apiBase)) { $0.int(0) == 1 } ?? false
-        }
+        try await database.read { db in try db.hasAnsweredSuccessfully(apiBase: apiBase) }
     }
 
     /// The clock offset learned for `apiBase` from a clock-skew answer (zero when none).
@@ -82,10 +80,14 @@ extension SyncStore {
                 SELECT max(blocked_until) FROM rate_limits
                 WHERE api_base = ? AND endpoint IN (SELECT value FROM json_each(?)) AND blocked_until > ?
                 """, .text(apiBase), .text(names), .integer(now)) { $0.optionalInt64(0) } ?? nil
-            let answered = try db.queryFirst("SELECT first_success_at IS NOT NULL FROM api_bases WHERE url = ?",
-                                             .text(apiBase)) { $0.int(0) == 1 } ?? false
-            return FlushGate(blockedUntil: blocked, answeredBefore: answered)
+            return FlushGate(blockedUntil: blocked, answeredBefore: try db.hasAnsweredSuccessfully(apiBase: apiBase))
         }
+    }
+}
+
+extension Connection {
+    func hasAnsweredSuccessfully(apiBase: String) throws -> Bool {
+        try queryFirst("SELECT first_success_at IS NOT NULL FROM api_bases WHERE url = ?", .text(apiBase)) { $0.int(0) == 1 } ?? false
     }
 }
 

@@ -28,7 +28,7 @@ struct FlushRoundTests {
             round = FlushRound(settings)
         }
 
-        mutating func start() -> [FlushRound.Action] { round.start(at: now) }
+        mutating func start() -> [FlushRound.Action] { round.start() }
         mutating func on(_ event: FlushRound.Event) -> [FlushRound.Action] { round.receive(event, at: now) }
         mutating func advance(_ duration: Duration) {
             now.elapsed += duration
@@ -204,9 +204,8 @@ struct FlushRoundTests {
         #expect(AnswerPolicy.localTime(of: Date(millis: Self.t0 - 3_595_000), serverDate: Date(millis: Self.t0 - 3_600_000), now: Self.t0)
                 == Self.t0 + 5_000)
         // A 429 with no reset header waits the API's 15-minute window; a reset already past, a second.
-        #expect(AnswerPolicy.rateLimitWait(Self.apiError(.rateLimited, status: 429), now: Self.t0) == Self.t0 + 900_000)
-        #expect(AnswerPolicy.rateLimitWait(Self.apiError(.rateLimited, status: 429, rateLimit: RateLimit(limit: 1, remaining: 0, reset: Date(millis: Self.t0 - 1))),
-                                           now: Self.t0) == Self.t0 + 1_000)
+        #expect(AnswerPolicy.rateLimitWait(nil, now: Self.t0) == Self.t0 + 900_000)
+        #expect(AnswerPolicy.rateLimitWait(RateLimit(limit: 1, remaining: 0, reset: Date(millis: Self.t0 - 1)), now: Self.t0) == Self.t0 + 1_000)
     }
 
     @Test("any answer with x-rate-limit-remaining 0 is classified as usual, then closes its endpoint until the reset")
