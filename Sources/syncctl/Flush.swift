@@ -38,13 +38,13 @@ struct Flush: AsyncParsableCommand {
         let result: FlushReport
         do {
             result = try await network.withEngine(store: store, configure: batching.apply) { engine in
-                let progress = ProgressLine.start(engine, pending: await store.waiting())
+                let progress = ProgressLine.start(engine, pending: await store.waiting() ?? 0)
                 defer { progress?.finish() }
                 return try await engine.flush(FlushOptions(timeLimit: timeLimit, wait: wait))
             }
         } catch {
             // Configuration problems and thrown failures still print the flush document.
-            throw report(FlushReport(), await store.waiting() as Int?, Failure(error))
+            throw report(FlushReport(), await store.waiting(), Failure(error))
         }
         let (code, message) = Flush.exitCode(result)
         if code == Exit.ok {

@@ -58,7 +58,7 @@ struct Watch: AsyncParsableCommand {
     func run() async throws {
         let store = try await options.openStore()
         try await network.withEngine(store: store, configure: batching.apply) { engine in
-            let progress = ProgressLine.start(engine, pending: await store.waiting())
+            let progress = ProgressLine.start(engine, pending: await store.waiting() ?? 0)
             let task = Task { try await engine.run() }
             let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { task.cancel() }
             let result = await task.result

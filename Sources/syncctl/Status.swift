@@ -38,9 +38,9 @@ extension SyncStatus {
 }
 
 extension SyncStore {
-    /// Ops pending or in flight, for a progress line's start (0 when the store cannot say).
-    func waiting() async -> Int {
-        guard let ops = try? await status().ops else { return 0 }
+    /// Ops pending or in flight, or nil when the store cannot say.
+    func waiting() async -> Int? {
+        guard let ops = try? await status().ops else { return nil }
         return ops.pending + ops.inFlight
     }
 }
