@@ -44,6 +44,14 @@ struct DecodingTests {
         #expect(page.position == .init(maxPosition: "371578415352947200", minPosition: "1", wasTruncated: true))
     }
 
+    @Test("an entry with a malformed tweet id or sort_index makes the page malformed: nothing of it reaches a store",
+          arguments: [("01", "5"), ("abc", "5"), ("-1", "5"), ("18446744073709551616", "5"), ("", "5"), ("7", "-9"), ("7", ""), ("7", "1.5"), ("7", "1e3")])
+    func malformedEntry(_ row: (String, String)) {
+        let body = #"{"objects":{},"response":{"timeline_id":"custom-1","timeline":[{"tweet":{"id":"6","sort_index":"6"}},{"tweet":{"id":"\#(row.0)","sort_index":"\#(row.1)"}}],"position":{"was_truncated":false}}}"#
+        let error = #expect(throws: CollectionsAPIError.self) { try AnswerClassifier.decode(EntriesPage.self, from: answer(body), path: "collections/entries") }
+        #expect(error?.code == .malformedResponse, "\(row)")
+    }
+
     @Test("an empty collection's page decodes")
     func emptyPage() throws {
         let body = #"{"objects":{},"response":{"timeline_id":"custom-1","timeline":[],"position":{"was_truncated":false}}}"#
