@@ -79,9 +79,9 @@ enum AnswerPolicy {
             return .stop(.authentication(error.description))
         case .notFound where error.apiErrorCode != 34:
             return .stop(.configuration("\(context.apiBase) answered 404 without the API's error envelope (code 34): check the API base URL"))
-        case .notFound where !context.answeredBefore:
-            return .stop(.configuration("\(context.apiBase) answered 404 without ever answering successfully: check the API base URL"))
         case .notFound:
+            // Also from a base that never answered: a mistyped collection is then told as such
+            // (``confirmation(_:_:)``), though it still stops the flush as a configuration error.
             return .confirmMissing
         case .invalidRequest where context.ops > 1:
             return .bisect
@@ -95,15 +95,21 @@ enum AnswerPolicy {
     }
 
     /// After a 404 / 34: what `collections/show`'s answer says (nil: it answered 2xx). Only a
-    /// 404 / 34 there too means the collection is gone; a 2xx, or a 404 that is not the API's,
-    /// means the base URL is wrong.
+    /// 404 / 34 there too, from a base that answered before, means the collection is gone; a 2xx,
+    /// or a 404 that is not the API's, means the base URL is wrong; a 404 / 34 from a base that
+    /// never answered is a configuration stop that names the collection first.
     static func confirmation(_ show: CollectionsAPIError?, _ context: Context) -> Failure {
         guard let show else {
             return .stop(.configuration("\(context.apiBase) answered 404 for \(context.collection) but collections/show finds it: check the API base URL"))
         }
         switch show.code {
-        case .notFound where show.apiErrorCode == 34:
+        case .notFound where show.apiErrorCode == 34 && context.answeredBefore:
             return .fail(reason: "collection not found")
+        case .notFound where show.apiErrorCode == 34:
+            // The envelope looks like the API's, but this base URL never answered successfully: it
+            // may still be the wrong server, so nothing is dead-lettered (semantics.md, the 404 rows).
+            return .stop(.configuration("no collection \(context.collection) at \(context.apiBase) (collections/show says so too): "
+                + "check the collection id; this base URL has never answered successfully before, so check the API base URL too"))
         case .notFound:
             return .stop(.configuration("\(context.apiBase) answered collections/show with a 404 that is not the API's: check the API base URL"))
         case .authentication, .forbidden, .clockSkew:

@@ -1,5 +1,6 @@
 import CollectionsAPI
 import Foundation
+import ServiceLifecycle
 
 /// The flush's driver: it performs the actions of a ``FlushRound`` and feeds their results back
 /// to it. Every decision is the round's; here are only the claims, requests, commits and sleeps.
@@ -28,54 +29,76 @@ extension SyncEngine {
         func now() -> FlushRound.Now { FlushRound.Now(elapsed: stopwatch.elapsed, wall: wallClock.nowMillis()) }
 
         var failure: (any Error)?
-        let report = await withTaskGroup(of: Completion.self, returning: FlushReport.self) { group in
-            var actions = round.start()
-            var toldCancelled = false
-            while true {
-                for action in actions {
-                    switch action {
-                    case .finish(let report):
-                        group.cancelAll()
-                        return report
-                    case .readGate:
-                        let endpoints = settings.endpoints
-                        group.addTask { [store, apiBase] in
-                            await Self.storeCall(.gate) { .gateRead(try await store.flushGate(apiBase: apiBase, endpoints: endpoints)) }
+        // A graceful shutdown of the service group stops the round as cancellation does, but the
+        // requests on the wire go on: their answers are committed.
+        let (shutdown, shutdownStarted) = AsyncStream<Void>.makeStream()
+        let report = await withGracefulShutdownHandler {
+            await withTaskGroup(of: Completion.self, returning: FlushReport.self) { group in
+                group.addTask {
+                    for await _ in shutdown { return .event(.cancelled) }
+                    return .event(.cancelled)  // the flush ended first: ignored
+                }
+                var actions = round.start()
+                var toldCancelled = false
+                while true {
+                    for action in actions {
+                        switch action {
+                        case .finish(let report):
+                            group.cancelAll()
+                            return report
+                        case .readGate:
+                            let endpoints = settings.endpoints
+                            group.addTask { [store, apiBase] in
+                                await Self.storeCall(.gate) { .gateRead(try await store.flushGate(apiBase: apiBase, endpoints: endpoints)) }
+                            }
+                        case .claim(let limit):
+                            group.addTask { [store] in await Self.storeCall(.claim) { .claimed(try await store.claimDueOps(lease: lease, limit: limit)) } }
+                        case .readQueue:
+                            group.addTask { [store] in await Self.storeCall(.queue) { .queueRead(try await store.queueSummary()) } }
+                        case .send(let request):
+                            let timeout = options.timeLimit.map { $0 - stopwatch.elapsed }
+                            group.addTask { await self.perform(request, lease: lease, timeout: timeout) }
+                        case .commit(let commit):
+                            group.addTask { await self.commit(commit, lease: lease) }
+                        case .correctClock(let offset):
+                            adopt(clockOffset: offset)
+                        case .sleep(let pause):
+                            group.addTask { await self.sleep(pause, renewing: lease) }
+                        case .emit(let event):
+                            emit(event)
+                            switch event {
+                            case .retryScheduled(let ops, let at, let error): observe(.backingOff(ops: ops, until: at, error: error))
+                            case .waitingForRateLimit(let endpoint, let until): observe(.rateLimited(endpoint, until: until))
+                            default: break
+                            }
                         }
-                    case .claim(let limit):
-                        group.addTask { [store] in await Self.storeCall(.claim) { .claimed(try await store.claimDueOps(lease: lease, limit: limit)) } }
-                    case .readQueue:
-                        group.addTask { [store] in await Self.storeCall(.queue) { .queueRead(try await store.queueSummary()) } }
-                    case .send(let request):
-                        let timeout = options.timeLimit.map { $0 - stopwatch.elapsed }
-                        group.addTask { await self.perform(request, lease: lease, timeout: timeout) }
-                    case .commit(let commit):
-                        group.addTask { await self.commit(commit, lease: lease) }
-                    case .correctClock(let offset):
-                        adopt(clockOffset: offset)
-                    case .sleep(let pause):
-                        group.addTask { await self.sleep(pause, renewing: lease) }
-                    case .emit(let event):
-                        emit(event)
+                    }
+                    guard let completion = await group.next() else {
+                        preconditionFailure("the flush round waits for nothing")  // every pass ends in an action
+                    }
+                    actions = []
+                    if Task.isCancelled, !toldCancelled {
+                        toldCancelled = true
+                        actions += round.receive(.cancelled, at: now())
+                    }
+                    switch completion {
+                    case .event(let event):
+                        switch event {
+                        case .answered: observe(.answered)
+                        case .failed(_, let error): observe(.failed(error))
+                        default: break
+                        }
+                        actions += round.receive(event, at: now())
+                    case .storeFailed(let call, let error):
+                        if failure == nil { failure = error }
+                        actions += round.receive(.storeFailed(call), at: now())
                     }
                 }
-                guard let completion = await group.next() else {
-                    preconditionFailure("the flush round waits for nothing")  // every pass ends in an action
-                }
-                actions = []
-                if Task.isCancelled, !toldCancelled {
-                    toldCancelled = true
-                    actions += round.receive(.cancelled, at: now())
-                }
-                switch completion {
-                case .event(let event):
-                    actions += round.receive(event, at: now())
-                case .storeFailed(let call, let error):
-                    if failure == nil { failure = error }
-                    actions += round.receive(.storeFailed(call), at: now())
-                }
             }
+        } onGracefulShutdown: {
+            shutdownStarted.yield()
         }
+        shutdownStarted.finish()
         if let failure { throw failure }
         return try await finalReport(report)
     }
@@ -157,6 +180,7 @@ extension SyncEngine {
         } catch {
             return .storeFailed(.commit, error)
         }
+        var deadLetters: [(op: Op, reason: String)] = []
         for (op, result) in zip(commit.ops, commit.store.results) {
             switch result.outcome {
             case .applied:
@@ -165,10 +189,17 @@ extension SyncEngine {
                 emit(.reconciled(op))
             case .failed(let reason):
                 emit(.failed(op, reason: reason))
-                logger.info("op dead-lettered", metadata: ["op.id": "\(op.id)", "collection.id": "\(op.collection)", "reason": "\(reason)"])
+                deadLetters.append((op, reason))
             case .retry, .release:
                 break
             }
+        }
+        // Each dead letter is a change an operator must hear of: one line per collection and
+        // reason, with the op ids (`syncctl outbox --failed` lists them).
+        for (key, letters) in deadLetters.grouped(by: { [$0.op.collection.rawValue, $0.reason] }) {
+            logger.warning("\(plural(letters.count, "op")) dead-lettered: \(key[1])", metadata: [
+                "collection.id": "\(key[0])", "op.ids": "\(letters.map { String($0.op.id.rawValue) }.joined(separator: ","))",
+            ])
         }
         return .event(.committed(commit))
     }

@@ -1,5 +1,6 @@
 import CollectionsAPI
 import Foundation
+import ServiceLifecycle
 
 extension SyncEngine {
     /// Pulls a collection: pages through all its entries and, only when every page has arrived,
@@ -8,6 +9,10 @@ extension SyncEngine {
     /// Its answers are read by the flush's rules (``AnswerPolicy``): a clock-skew answer is
     /// retried once with the server's clock, and a 404 means a missing collection only when this
     /// base URL has answered before and `collections/show` confirms it.
+    ///
+    /// A graceful shutdown of the service group it runs in lets the page on the wire arrive and
+    /// starts no other: a pull that has not fetched every page then throws
+    /// ``CollectionsAPIError/Code/cancelled`` and changes nothing.
     ///
     /// - Parameter timeLimit: how long the pull may take, on the engine's clock.
     /// - Throws: ``CollectionsAPIError``: ``CollectionsAPIError/Code/notFound`` for a collection
@@ -26,6 +31,7 @@ extension SyncEngine {
                 fetched = try await pages(of: collection, remaining)
                 break
             } catch let error as CollectionsAPIError {
+                observe(.failed(error))
                 let context = AnswerPolicy.Context(skewRetried: skewRetried,
                                                    answeredBefore: try await store.hasAnsweredSuccessfully(apiBase: apiBase),
                                                    pastDeadline: remaining().map { $0 <= .zero } ?? false,
@@ -67,14 +73,21 @@ extension SyncEngine {
         var entries: [EntriesPage.Entry] = []
         var timeline: Timeline?
         var maxPosition: String?
+        var fetched = 0
         while true {
+            if Task.isShuttingDownGracefully {
+                throw CollectionsAPIError(code: .cancelled, message: "the pull of \(collection) was interrupted after \(plural(fetched, "page")); nothing changed")
+            }
             let page = try await client.entries(of: collection, count: 200, maxPosition: maxPosition, timeout: remaining())
+            observe(.answered)
+            fetched += 1
             timeline = timeline ?? page.timeline
             var added = 0
             for entry in page.entries where seen.insert(entry.tweet).inserted {
                 entries.append(entry)
                 added += 1
             }
+            emit(.pageFetched(collection: collection, pages: fetched, entries: entries.count))
             guard page.position.wasTruncated, added > 0, let next = page.position.minPosition, next != maxPosition else { break }
             maxPosition = next
         }
@@ -105,27 +118,35 @@ extension SyncEngine {
     /// any process, or backoff and rate-limit waits that ended), checking every
     /// ``Configuration/watchInterval``. Ends when its task is cancelled, releasing the lease.
     /// While another flusher holds the lease it waits.
+    ///
+    /// It is a swift-service-lifecycle `Service`: a graceful shutdown of its group ends it as
+    /// cancellation does, except that the answers on the wire are awaited and committed first.
     public func run() async throws {
         var lease: FlusherLease?
+        func stopping() -> Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+        func pause(_ duration: Duration) async throws {
+            let clock = configuration.clock
+            try await cancelWhenGracefulShutdown { try await clock.sleep(for: duration) }
+        }
         do {
-            while !Task.isCancelled {
+            while !stopping() {
                 if lease == nil, case .acquired(let acquired) = try await store.acquireFlusherLease(ttl: configuration.leaseTTL) {
                     lease = noteLease(acquired)
                 }
                 guard let held = lease else {
-                    try await configuration.clock.sleep(for: configuration.watchInterval)
+                    try await pause(configuration.watchInterval)
                     continue
                 }
                 do {
                     // The heartbeat keeps the lease while this holder flushes and sleeps.
                     try await withHeartbeat(held) {
-                        while !Task.isCancelled {
+                        while !stopping() {
                             let report = try await drain(lease: held, options: FlushOptions(), stopwatch: Stopwatch(configuration.clock))
                             emit(.stopped(report))
-                            var pause = configuration.watchInterval
-                            if case .authentication = report.stopReason { pause = max(pause, .seconds(60)) }
-                            if case .configuration = report.stopReason { pause = max(pause, .seconds(60)) }  // nothing changes by itself soon
-                            try await configuration.clock.sleep(for: pause)
+                            var interval = configuration.watchInterval
+                            if case .authentication = report.stopReason { interval = max(interval, .seconds(60)) }
+                            if case .configuration = report.stopReason { interval = max(interval, .seconds(60)) }  // nothing changes by itself soon
+                            try await pause(interval)
                         }
                     }
                 } catch let error as SyncError where error.code == .leaseNotHeld {
@@ -133,16 +154,18 @@ extension SyncEngine {
                 } catch let error as SyncError where error.isRetryable {
                     // The database was locked past the timeout by another process: try again later.
                     logger.warning("watch: database busy, retrying", metadata: ["error": "\(error)"])
-                    try await configuration.clock.sleep(for: configuration.watchInterval)
+                    try await pause(configuration.watchInterval)
                 }
             }
         } catch is CancellationError {
-            // Cancelled while sleeping: the end of the loop.
+            // Cancelled (or shut down) while sleeping: the end of the loop.
         } catch {
             if let held = lease { try? await store.releaseFlusherLease(held) }
+            finishEvents()
             throw error
         }
         // The store does not observe cancellation: the lease is released even now.
         if let held = lease { try await store.releaseFlusherLease(held) }
+        finishEvents()
     }
 }

@@ -1,6 +1,7 @@
 import CollectionsAPI
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// How a flush went.
@@ -21,7 +22,7 @@ public struct FlushReport: Sendable, Hashable {
         case configuration(String)
         /// Another flusher holds the lease.
         case leaseHeld(LeaseHolder)
-        /// The flush's task was cancelled.
+        /// The flush's task was cancelled, or its service group shut down (see ``SyncEngine/flush(_:)``).
         case cancelled
     }
 
@@ -97,6 +98,7 @@ public final class SyncEngine: Sendable {
     let configuration: Configuration
     let logger: Logger
     private let broadcaster = EventBroadcaster()
+    private let health = Mutex(SyncHealth())
     /// The newest expiry this engine set on its lease, by holder token (see ``holdsLeaseSurely(_:)``).
     private let leaseExpiry = Mutex<(holder: String, expiresAt: Date)?>(nil)
     var apiBase: String { client.baseURL }
@@ -117,16 +119,38 @@ public final class SyncEngine: Sendable {
         self.logger = logger
     }
 
-    /// A stream of progress events from now on. Ends when the subscriber stops iterating.
+    /// A stream of progress events from now on. Ends when the subscriber stops iterating, or
+    /// when ``run()`` returns (after the events it caused).
     public func events() -> AsyncStream<SyncEvent> { broadcaster.subscribe() }
 
+    /// Ends every event stream given out so far.
+    func finishEvents() { broadcaster.finish() }
+
     func emit(_ event: SyncEvent) { broadcaster.emit(event) }
+
+    /// Notes what a request got (or what followed from it), and logs and announces a change of
+    /// the sync's health, once.
+    func observe(_ observation: SyncHealth.Observation) {
+        for notice in health.withLock({ $0.observe(observation) }) {
+            logger.log(level: notice.level, "\(notice.message)", metadata: notice.metadata)
+            if let event = notice.event { emit(event) }
+        }
+    }
 
     // MARK: - Flush
 
     /// Replays due ops: takes the flusher lease, claims due ops, sends them in batches (up to
     /// ``Configuration/concurrency`` requests at once), commits every answer, and returns why it
     /// stopped. Database failures throw ``SyncError``; API failures are in the report.
+    ///
+    /// Two ways to stop it early, both ending in a report with ``FlushReport/StopReason/cancelled``
+    /// and the lease released:
+    /// - a **graceful shutdown** of the swift-service-lifecycle `ServiceGroup` it runs in: no new
+    ///   request starts, answers already on the wire are awaited and committed, and ops claimed
+    ///   but not sent go back to pending (a group's `maximumGracefulShutdownDuration` bounds the
+    ///   wait by cancelling);
+    /// - **cancelling its task**: requests on the wire are abandoned too, and their ops go back to
+    ///   pending without counting an attempt.
     public func flush(_ options: FlushOptions = FlushOptions()) async throws -> FlushReport {
         let stopwatch = Stopwatch(configuration.clock)
         let lease: FlusherLease
@@ -154,7 +178,7 @@ public final class SyncEngine: Sendable {
     private func takeLease(_ options: FlushOptions, _ stopwatch: Stopwatch) async throws -> LeaseAcquisition {
         while true {
             let acquisition = try await store.acquireFlusherLease(ttl: configuration.leaseTTL)
-            guard case .heldBy(let holder) = acquisition, options.wait else { return acquisition }
+            guard case .heldBy(let holder) = acquisition, options.wait, !Task.isShuttingDownGracefully else { return acquisition }
             let untilExpiry = max(holder.expiresAt.millis - store.wallClock.nowMillis(), 50)
             let pause = Duration.milliseconds(min(untilExpiry, 1_000))
             if let limit = options.timeLimit, stopwatch.elapsed + pause >= limit { return acquisition }
@@ -237,3 +261,7 @@ struct Stopwatch: Sendable {
 
     var elapsed: Duration { read() }
 }
+
+/// ``SyncEngine/run()`` is the watch loop, to run in a `ServiceGroup` beside an application's
+/// other services.
+extension SyncEngine: Service {}

@@ -20,6 +20,13 @@ public enum SyncEvent: Sendable, Hashable {
     case stopped(FlushReport)
     /// A pull merged.
     case pulled(PullReport)
+    /// A pull fetched a page: `pages` so far, with `entries` entries in all.
+    case pageFetched(collection: CollectionID, pages: Int, entries: Int)
+    /// The API stopped answering (refused, reset, timeout, 5xx, malformed answers). Announced
+    /// once when it happens, not at each retry; the engine logs when it answers again.
+    case unreachable(reason: String)
+    /// The API rejected the credentials (401/403). Announced once until a request succeeds.
+    case authenticationRejected(reason: String)
 }
 
 /// Fans events out to every live subscriber; events with no subscriber are dropped.

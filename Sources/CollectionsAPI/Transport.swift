@@ -118,8 +118,10 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
             throw error
         } catch is CancellationError {
             throw CollectionsAPIError(code: .cancelled, message: "\(request.method) \(Self.path(of: request.url)) was cancelled")
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            throw CollectionsAPIError(code: .timeout, message: "\(request.method) \(Self.path(of: request.url)) got no answer in time (\(error))")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw CollectionsAPIError(code: .timeout, message: "\(Self.what(request)): no answer within \(Self.seconds(timeout))")
+        } catch let error as HTTPClientError where error == .connectTimeout {
+            throw CollectionsAPIError(code: .timeout, message: "\(Self.what(request)): no connection within the connect timeout (is the host up, and its port open?)")
         } catch let error as HTTPClientError where error == .cancelled {
             throw CollectionsAPIError(code: .cancelled, message: "\(request.method) \(Self.path(of: request.url)) was cancelled")
         } catch is NIOTooManyBytesError {
@@ -128,18 +130,69 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
             if Task.isCancelled {
                 throw CollectionsAPIError(code: .cancelled, message: "\(request.method) \(Self.path(of: request.url)) was cancelled")
             }
-            throw CollectionsAPIError(code: .network, message: "\(request.method) \(Self.path(of: request.url)) failed: \(Self.describe(error))")
+            throw CollectionsAPIError(code: .network, message: "\(Self.what(request)): \(Self.describe(error))")
         }
+    }
+
+    /// The request for a message: method, path and host (never the query, which may hold parameters).
+    private static func what(_ request: HTTPRequestData) -> String {
+        let path = Self.path(of: request.url)
+        guard let url = URL(string: path), let host = url.host else { return "\(request.method) \(path)" }
+        let port = url.port.map { ":\($0)" } ?? ""
+        return "\(request.method) \(url.path) to \(host)\(port)"
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let millis = duration.wholeMilliseconds
+        return millis % 1000 == 0 ? "\(millis / 1000) s" : String(format: "%.1f s", Double(millis) / 1000)
+    }
+
+    /// What went wrong with the connection, in words that say what to check: refused (nothing
+    /// listens), reset or closed (the server or something between dropped it), DNS, TLS.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .remoteConnectionClosed: return "the server closed the connection before answering"
+            default: return "the HTTP client failed: \(error)"
+            }
+        }
+        if let error = error as? IOError {
+            return describe(errno: error.errnoCode)
+        }
+        let type = String(describing: Swift.type(of: error))
+        let text = String(describing: error)
+        if text.contains("DNS error") || text.contains("UnknownHost") {
+            return "the host name could not be resolved (DNS): check the API base URL and the network"
+        }
+        if type.contains("SSL") || type.contains("TLS") || text.contains("handshakeFailed") {
+            let reason = text.contains("WRONG_VERSION_NUMBER") ? " (the server does not speak TLS on this port: http, not https?)"
+                : text.contains("CERTIFICATE") || text.contains("certificate") ? " (its certificate is not trusted, or not for this host)" : ""
+            return "the TLS handshake failed\(reason): \(type)"
+        }
+        if let code = errnoCode(in: text) { return describe(errno: code) }
+        return "the connection failed: \(type): \(text)"
+    }
+
+    private static func describe(errno code: Int32) -> String {
+        switch code {
+        case ECONNREFUSED: return "connection refused: nothing listens there (is the server running, and is the API base URL right?)"
+        case ECONNRESET: return "the connection was reset by the server (or something between)"
+        case EPIPE: return "the server closed the connection while the request was sent"
+        case ETIMEDOUT: return "the connection timed out (is the host up, and its port open?)"
+        case EHOSTUNREACH, ENETUNREACH: return "no route to the host (is the network up?)"
+        default: return "the connection failed: \(String(cString: strerror(code))) (errno \(code))"
+        }
+    }
+
+    /// The `errno: N` a wrapped system error mentions, if any.
+    private static func errnoCode(in text: String) -> Int32? {
+        guard let range = text.range(of: "errno: ") else { return nil }
+        return Int32(text[range.upperBound...].prefix(while: \.isNumber))
     }
 
     /// The URL without its query (which may hold parameters), for messages.
     static func path(of url: String) -> String {
         String(url.split(separator: "?", maxSplits: 1).first ?? "")
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return String(describing: error) }
-        return String(describing: type(of: error)) + ": " + String(describing: error)
     }
 }
 

@@ -10,7 +10,7 @@ enum BulkArguments {
     /// The subcommands whose trailing positional arguments are tweet ids.
     static let editCommands: Set<String> = ["remove", "add"]
     /// Options of those subcommands that take a value (the next argument, unless given as `--x=v`).
-    static let optionsWithValue: Set<String> = ["--db"]
+    static let optionsWithValue: Set<String> = ["--db", "--log-level", "--log-format"]
 
     /// Splits `arguments` into what the parser sees and the lifted ids (in order).
     static func split(_ arguments: [String]) -> (parsed: [String], extra: [String]) {

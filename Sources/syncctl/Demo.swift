@@ -19,14 +19,19 @@ struct Demo: AsyncParsableCommand {
               syncctl demo --db /tmp/demo.sqlite
             """)
 
-    @OptionGroup var options: GlobalOptions
+    @Option(name: .long, help: ArgumentHelp(
+        "Keep the walk-through's database in this file (default: a fresh temporary one, removed afterwards; never $SYNCCTL_DB).",
+        valueName: "path"))
+    var db: String?
+
+    @OptionGroup var options: OutputOptions
 
     func run() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("syncctl-demo-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        let path = options.db ?? folder.appendingPathComponent("demo.sqlite").path
-        defer { if options.db == nil { try? FileManager.default.removeItem(at: folder) } }
+        let path = db ?? folder.appendingPathComponent("demo.sqlite").path
+        defer { if db == nil { try? FileManager.default.removeItem(at: folder) } }
         let document = try await withMockServer { server in try await walkThrough(server, path: path) }
-        if options.json { print(JSON.object(document).text) }
+        if options.json { Console.shared.out(JSON.object(document).text) }
     }
 
     private func walkThrough(_ server: MockCollectionsServer, path: String) async throws -> [(String, JSON)] {
@@ -93,14 +98,14 @@ struct Demo: AsyncParsableCommand {
             document.append(("in_sync", .bool(serverHas == localHas)))
             return document
         }
-        say("Done. The database was \(options.db == nil ? "temporary and is removed" : "kept at \(path)").")
+        say("Done. The database was \(db == nil ? "temporary and is removed" : "kept at \(path)").")
         return document
     }
 
     /// Narration: on stdout normally, on stderr with --json (stdout holds one JSON document).
     /// On a terminal each numbered step waits a moment, so a person can follow it.
     private func say(_ text: String) {
-        if options.json { printError(text) } else { print(text) }
+        if options.json { tell(text) } else { Console.shared.out(text) }
         if isatty(STDOUT_FILENO) == 1, text.first?.isNumber == true { usleep(1_500_000) }
     }
 }

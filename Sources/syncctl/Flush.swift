@@ -35,18 +35,25 @@ struct Flush: AsyncParsableCommand {
         } catch {
             throw report(FlushReport(), nil, Failure(error))
         }
-        let result: FlushReport
+        let outcome: Interruption.Outcome<FlushReport>
         do {
-            result = try await network.withEngine(store: store, configure: batching.apply) { engine in
+            outcome = try await network.withEngine(store: store, configure: batching.apply, logger: options.logger) { engine in
                 let progress = ProgressLine.start(engine, pending: await store.waiting() ?? 0)
                 defer { progress?.finish() }
-                return try await engine.flush(FlushOptions(timeLimit: timeLimit, wait: wait))
+                let wait = wait
+                return try await Interruption.run(logger: options.logger, onSecondSignal: { [self] name in
+                    progress?.finish()
+                    _ = report(FlushReport(), nil, Failure(exitCode: Exit.tryLater, message: "\(name) again: stopped at once; ops left in flight are recovered by the next flush"))
+                }) {
+                    try await engine.flush(FlushOptions(timeLimit: timeLimit, wait: wait))
+                }
             }
         } catch {
             // Configuration problems and thrown failures still print the flush document.
             throw report(FlushReport(), await store.waiting(), Failure(error))
         }
-        let (code, message) = Flush.exitCode(result)
+        let result = outcome.value
+        let (code, message) = Flush.exitCode(result, interruptedBy: outcome.signal)
         if code == Exit.ok {
             _ = report(result, result.pending, nil)
         } else {
@@ -55,34 +62,45 @@ struct Flush: AsyncParsableCommand {
     }
 
     /// The contract's exit code for a flush report (78, 77, 69, 75, 65 in that order of precedence).
-    static func exitCode(_ report: FlushReport) -> (Int32, String) {
+    static func exitCode(_ report: FlushReport, interruptedBy signal: String? = nil) -> (Int32, String) {
         switch report.stopReason {
         case .configuration(let why): return (Exit.config, why)
         case .authentication(let why): return (Exit.auth, why)
         default: break
         }
         if report.pending > 0, let unreachable = report.unreachable { return (Exit.unavailable, "the API could not be reached: \(unreachable)") }
+        if let signal {
+            return (Exit.tryLater, "interrupted by \(signal)" + (report.pending > 0 ? ": \(ops(report.pending)) pending, sent again by the next flush" : ""))
+        }
         switch report.stopReason {
         case .leaseHeld(let holder):
             return (Exit.tryLater, "another flush holds the lease (pid \(holder.pid) on \(holder.host), until \(rfc3339(holder.expiresAt)))")
         case .rateLimited(let until) where report.pending > 0:
-            return (Exit.tryLater, "rate limited until \(rfc3339(until)); \(report.pending) ops pending")
+            return (Exit.tryLater, "rate limited until \(rfc3339(until)); \(ops(report.pending)) pending")
         case .deadline where report.pending > 0:
-            return (Exit.tryLater, "the deadline passed with \(report.pending) ops pending")
+            return (Exit.tryLater, "the deadline passed with \(ops(report.pending)) pending")
         case .cancelled where report.pending > 0:
-            return (Exit.tryLater, "interrupted with \(report.pending) ops pending")
+            return (Exit.tryLater, "interrupted with \(ops(report.pending)) pending")
         default:
             break
         }
         if report.pending > 0 {
-            return (Exit.tryLater, "\(report.pending) ops pending, next attempt \(report.nextAttemptAt.map(rfc3339) ?? "when due")")
+            return (Exit.tryLater, "\(ops(report.pending)) pending, next attempt \(report.nextAttemptAt.map(rfc3339) ?? "when due")")
         }
-        if report.deadLetters > 0 { return (Exit.deadLetters, "\(report.deadLetters) dead-lettered ops in the outbox (syncctl outbox --failed)") }
+        if report.deadLetters > 0 {
+            return (Exit.deadLetters, "\(report.deadLetters == 1 ? "1 dead-lettered op" : "\(report.deadLetters) dead-lettered ops") in the outbox (syncctl outbox --failed)")
+        }
         return (Exit.ok, "")
     }
 
     /// Prints the flush document (and the summary on stderr); returns `failure` marked as reported.
     private func report(_ result: FlushReport, _ pending: Int?, _ failure: Failure?) -> Failure {
+        Flush.report(result, pending, failure, json: options.json)
+    }
+
+    /// The flush's summary on stdout (with `--json` its document, with the error object when it
+    /// failed), the failure's message on stderr.
+    static func report(_ result: FlushReport, _ pending: Int?, _ failure: Failure?, json: Bool) -> Failure {
         var members: [(String, JSON)] = [
             ("sent", .int(result.sent)), ("applied", .int(result.applied)), ("already_applied", .int(result.alreadyApplied)),
             ("failed", .int(result.failed)), ("pending", pending.map { .int($0) } ?? .null), ("requests", .int(result.requests)),
@@ -93,8 +111,8 @@ struct Flush: AsyncParsableCommand {
         }
         let summary = "flush: sent \(result.sent), applied \(result.applied), already applied \(result.alreadyApplied), "
             + "failed \(result.failed), pending \(pending.map(String.init) ?? "?"), requests \(result.requests)"
-        if options.json { print(JSON.object(members).text) } else { print(summary) }
-        if let failure { printError("syncctl: \(failure.message)") } else if options.json { printError(summary) }
+        Console.shared.out(json ? JSON.object(members).text : summary)
+        if let failure { tell(failure.message, level: .error) } else if json { tell(summary) }
         return Failure(exitCode: failure?.exitCode ?? Exit.ok, message: failure?.message ?? "", reported: true)
     }
 }

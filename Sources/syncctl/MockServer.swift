@@ -44,7 +44,7 @@ struct MockServer: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also serve the admin routes on this port, which stays up during an outage (0 picks a free one).", valueName: "port"))
     var adminPort: Int?
 
-    @OptionGroup var options: GlobalOptions
+    @OptionGroup var options: OutputOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -86,19 +86,18 @@ struct MockServer: AsyncParsableCommand {
                 ("bearer_token", .optional(credentials.bearerToken)),
             ]
             if adminPort != nil { members.append(("admin_base", .string(server.adminURL))) }
-            print(JSON.object(members).text)
+            Console.shared.out(JSON.object(members).text)
         } else {
             // KEY=value pairs named like the environment variables syncctl reads.
-            print("SYNCCTL_API_BASE=\(server.baseURL) TWITTER_CONSUMER_KEY=\(credentials.consumerKey) "
+            Console.shared.out("SYNCCTL_API_BASE=\(server.baseURL) TWITTER_CONSUMER_KEY=\(credentials.consumerKey) "
                 + "TWITTER_CONSUMER_SECRET=\(credentials.consumerSecret) TWITTER_ACCESS_TOKEN=\(credentials.accessToken) "
                 + "TWITTER_ACCESS_TOKEN_SECRET=\(credentials.accessTokenSecret) TWITTER_BEARER_TOKEN=\(credentials.bearerToken ?? "")")
         }
-        fflush(nil)  // every C stream, stdout included: the line must reach a pipe now
-        printError("syncctl: mock Collections API at \(server.baseURL), admin routes at \(server.adminURL); stop with Ctrl-C")
+        tell("mock Collections API at \(server.baseURL), admin routes at \(server.adminURL); stop with Ctrl-C")
 
         var waiting = signals.makeAsyncIterator()
         let received = await waiting.next()
-        printError("syncctl: \(received == SIGTERM ? "SIGTERM" : "SIGINT"): shutting down the mock server")
+        tell("\(received == SIGTERM ? "SIGTERM" : "SIGINT"): shutting down the mock server")
         await server.shutdown()
     }
 }

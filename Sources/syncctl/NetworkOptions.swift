@@ -2,6 +2,7 @@ import ArgumentParser
 import CollectionSync
 import CollectionsAPI
 import Foundation
+import Logging
 
 /// Options of the commands that talk to the API.
 struct NetworkOptions: ParsableArguments {
@@ -52,6 +53,7 @@ struct NetworkOptions: ParsableArguments {
     /// Runs `body` with an engine over a fresh transport, which is shut down afterwards whether
     /// `body` throws or not. Configuration problems throw before any connection exists.
     func withEngine<T>(store: SyncStore, configure: (inout SyncEngine.Configuration) -> Void = { _ in },
+                       logger: Logger = Logger(label: "syncctl"),
                        _ body: (SyncEngine) async throws -> T) async throws -> T {
         let base = try resolvedAPIBase()
         let credentials = try resolvedCredentials()
@@ -59,8 +61,8 @@ struct NetworkOptions: ParsableArguments {
         configure(&configuration)
         let transport = AsyncHTTPClientTransport()
         do {
-            let client = try CollectionsClient(baseURL: base, credentials: credentials, transport: transport)
-            let result = try await body(try SyncEngine(store: store, client: client, configuration: configuration))
+            let client = try CollectionsClient(baseURL: base, credentials: credentials, transport: transport, logger: logger)
+            let result = try await body(try SyncEngine(store: store, client: client, configuration: configuration, logger: logger))
             try? await transport.shutdown()
             return result
         } catch {
@@ -75,13 +77,21 @@ struct DeadlineOption: ParsableArguments {
     @Option(name: .long, help: "Stop after this many seconds; no request outlives it.")
     var deadline: Double?
 
+    /// The longest deadline: about 31 years, far inside what the engine's clock holds.
+    static let maximum: Double = 1_000_000_000
+
     func validate() throws {
-        if let deadline { guard deadline >= 0, deadline.isFinite else { throw ValidationError("--deadline must be a number of seconds, 0 or more") } }
+        if let deadline {
+            guard deadline.isFinite, deadline >= 0, deadline <= Self.maximum else {
+                throw ValidationError("--deadline must be a number of seconds from 0 to \(Int(Self.maximum)), not \(deadline)")
+            }
+        }
     }
 
     /// The deadline as a time limit, counted from when the command started.
     var timeLimit: Duration? {
-        deadline.map { .milliseconds(Int64($0 * 1000)) - CommandClock.started.duration(to: .now) }
+        // Clamped again: a value that skipped validation must not trap in the conversion.
+        deadline.map { .milliseconds(Int64(min(max($0, 0), Self.maximum) * 1000)) - CommandClock.started.duration(to: .now) }
     }
 }
 

@@ -1,11 +1,6 @@
 import CollectionSync
 import Foundation
 
-/// Writes `text` and a newline to standard error.
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
-}
-
 /// An RFC 3339 UTC time with milliseconds, e.g. `2026-11-27T12:43:40.123Z`.
 func rfc3339(_ date: Date) -> String {
     let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
@@ -79,3 +74,9 @@ extension SyncStatus {
         ])
     }
 }
+
+/// "1 op", "2 ops".
+func ops(_ count: Int) -> String { counted(count, "op", "ops") }
+
+/// A count and its noun in the right number: "1 entry", "0 entries".
+func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }

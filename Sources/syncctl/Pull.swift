@@ -27,65 +27,46 @@ struct Pull: AsyncParsableCommand {
     func run() async throws {
         let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
         let store = try await options.openStore()
+        let timeLimit = deadline.timeLimit
         // The engine reads a 404 by the flush's rule: unknown collection (64) when this base URL
         // has answered before and collections/show confirms it, wrong base URL (78) otherwise.
-        let report = try await network.withEngine(store: store) { engine in
-            try await engine.pull(collectionID, timeLimit: deadline.timeLimit)
+        let outcome = try await network.withEngine(store: store, logger: options.logger) { engine in
+            let progress = ProgressLine.start(engine, pending: 0)
+            defer { progress?.finish() }
+            return try await Interruption.run(logger: options.logger, onSecondSignal: { name in
+                progress?.finish()
+                Interruption.tellExit(name)
+            }) {
+                do {
+                    return Result<PullReport, CollectionsAPIError>.success(try await engine.pull(collectionID, timeLimit: timeLimit))
+                } catch let error as CollectionsAPIError where error.code == .cancelled {
+                    return .failure(error)
+                }
+            }
         }
-        options.emit(.object([("collection_id", .string(collectionID.rawValue)), ("entries", .int(report.entries)),
-                              ("remote_writes", .int(report.remoteWrites)), ("conflicts", .int(report.conflicts))]),
-                     text: "\(collectionID): \(report.entries) entries; \(report.remoteWrites) remote writes, \(report.conflicts) conflicts")
-    }
-}
-
-struct Watch: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Keep flushing as ops become due, until interrupted.",
-        discussion: """
-            Holds the flusher lease and flushes whenever edits arrive (from any process) or
-            backoff and rate-limit waits end. SIGINT or SIGTERM ends it cleanly: the lease is
-            released and the exit code is 0.
-
-            Examples:
-              syncctl watch
-              syncctl watch --api-base http://127.0.0.1:8080/1.1
-            """)
-
-    @OptionGroup var options: GlobalOptions
-    @OptionGroup var network: NetworkOptions
-    @OptionGroup var batching: BatchOptions
-
-    func run() async throws {
-        let store = try await options.openStore()
-        try await network.withEngine(store: store, configure: batching.apply) { engine in
-            let progress = ProgressLine.start(engine, pending: await store.waiting() ?? 0)
-            let task = Task { try await engine.run() }
-            let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { task.cancel() }
-            let result = await task.result
-            signals.cancel()
-            progress?.finish()
-            try result.get()
-        }
-        options.emit(.object([("stopped", .bool(true))]), text: "")
-    }
-}
-
-/// Turns the given signals into a callback (their default action is disabled meanwhile).
-final class SignalWatcher: @unchecked Sendable {
-    // @unchecked: the sources are set once in init and only cancelled afterwards (thread-safe).
-    private let sources: [any DispatchSourceSignal]
-
-    init(signals: [Int32], _ handler: @escaping @Sendable () -> Void) {
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: handler)
-            source.resume()
-            return source
+        switch outcome.value {
+        case .success(let report):
+            let failure = outcome.signal.map { Failure(exitCode: Exit.tryLater, message: "interrupted by \($0) after the pull had merged") }
+            emit(collectionID, entries: report.entries, remoteWrites: report.remoteWrites, conflicts: report.conflicts, failure)
+            if let failure { throw Failure(exitCode: failure.exitCode, message: failure.message, reported: true) }
+        case .failure(let error):
+            // Interrupted before every page arrived: nothing changed; the usual summary, and 75.
+            let entries = (try? await store.entries(of: collectionID).count) ?? 0
+            let failure = Failure(exitCode: Exit.tryLater, message: outcome.signal.map { "interrupted by \($0): " + error.message } ?? error.message)
+            emit(collectionID, entries: entries, remoteWrites: 0, conflicts: 0, failure)
+            throw Failure(exitCode: failure.exitCode, message: failure.message, reported: true)
         }
     }
 
-    func cancel() {
-        for source in sources { source.cancel() }
+    /// The pull's summary (with `--json` its document, and the error object when it failed).
+    private func emit(_ collection: CollectionID, entries: Int, remoteWrites: Int, conflicts: Int, _ failure: Failure?) {
+        var members: [(String, JSON)] = [("collection_id", .string(collection.rawValue)), ("entries", .int(entries)),
+                                         ("remote_writes", .int(remoteWrites)), ("conflicts", .int(conflicts))]
+        if let failure {
+            members.append(("error", .object([("exit_code", .int(Int64(failure.exitCode))), ("message", .string(failure.message))])))
+        }
+        options.emit(.object(members), text: "\(collection): \(counted(entries, "entry", "entries")); \(counted(remoteWrites, "remote write", "remote writes")), "
+            + counted(conflicts, "conflict", "conflicts"))
+        if let failure { tell(failure.message, level: .error) }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CollectionSync
 import CollectionsAPI
 import Foundation
+import Logging
 
 @main
 struct SyncCtl: AsyncParsableCommand {
@@ -29,6 +30,13 @@ struct SyncCtl: AsyncParsableCommand {
         let (arguments, extraTweets) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
         let json = arguments.prefix(while: { $0 != "--" }).contains("--json")
         do {
+            LogSettings.current = try LogSettings.resolve(arguments, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            fail(Failure(error), json: json, command: arguments.first)
+        }
+        let settings = LogSettings.current
+        LoggingSystem.bootstrap { _ in ConsoleLogHandler(settings: settings) }
+        do {
             try await BulkArguments.$extraTweets.withValue(extraTweets) {
                 var command = try parseAsRoot(arguments)
                 if var command = command as? AsyncParsableCommand {
@@ -48,14 +56,24 @@ struct SyncCtl: AsyncParsableCommand {
                 // Argument parsing and validation errors are usage errors.
                 failure = Failure(exitCode: code == 1 ? Exit.usage : code, message: fullMessage(for: error))
             }
-            printError("syncctl: \(failure.message)")
-            if json {
-                print(JSON.object([("error", .object([
-                    ("exit_code", .int(Int64(failure.exitCode))), ("message", .string(failure.message)),
-                ]))]).text)
-            }
+            fail(failure, json: json, command: arguments.first)
+        }
+    }
+
+    /// Tells `failure` (on stderr, and as the error document with `--json`) and exits with its code.
+    static func fail(_ failure: Failure, json: Bool, command: String? = nil) -> Never {
+        if json, command == "flush" {
+            // flush's error document is its usual one with the error object (syncctl.md).
+            _ = Flush.report(FlushReport(), nil, failure, json: true)
             Foundation.exit(failure.exitCode)
         }
+        tell(failure.message, level: .error)
+        if json {
+            Console.shared.out(JSON.object([("error", .object([
+                ("exit_code", .int(Int64(failure.exitCode))), ("message", .string(failure.message)),
+            ]))]).text)
+        }
+        Foundation.exit(failure.exitCode)
     }
 }
 

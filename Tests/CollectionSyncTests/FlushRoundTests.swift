@@ -313,7 +313,8 @@ struct FlushRoundTests {
     func wrongBase() {
         let notFound = Self.apiError(.notFound, status: 404, apiCode: 34)
         let cases: [(Bool, CollectionsAPIError, CollectionsAPIError??)] = [
-            (false, notFound, nil),                                       // the base never answered before
+            (false, notFound, .some(notFound)),                           // the base never answered before (show: 404 / 34)
+            (false, notFound, .some(nil)),                                // ... show answers 2xx
             (true, Self.apiError(.notFound, status: 404), nil),           // not the API's envelope
             (true, notFound, .some(nil)),                                 // collections/show answers 2xx
             (true, notFound, .some(Self.apiError(.notFound, status: 404))),  // show's 404 is not the API's
@@ -330,6 +331,7 @@ struct FlushRoundTests {
             let outcomes = actions.commits.flatMap { $0.store.results.map(\.outcome) }
             guard case .release(let why, nil) = outcomes.first, outcomes.count == 1 else { Issue.record("\(outcomes)"); continue }
             #expect(why.contains("check the API base URL"))
+            if !answeredBefore, show == .some(notFound) { #expect(why.hasPrefix("no collection \(c1)"), "a mistyped id is told as such") }
             _ = driver.on(.claimed([]))
             let end = driver.commit(actions)
             guard case .finish(let report) = end.last, case .configuration = report.stopReason else { Issue.record("\(end)"); continue }

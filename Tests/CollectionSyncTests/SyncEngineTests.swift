@@ -362,10 +362,12 @@ struct SyncEngineTests {
             return ScriptedTransport.apiError(404, 34)
         }
         let engine = try await engine(transport)
-        // No earlier success from this base: a wrong base URL, and no check is sent.
+        // No earlier success from this base: a configuration error (the base may be wrong), but the
+        // check is sent, and its 404 / 34 makes the message name the collection first.
         let wrong = await #expect(throws: CollectionsAPIError.self) { try await engine.pull(c2) }
         #expect(wrong?.code == .configuration && wrong?.message.contains("check the API base URL") == true)
-        #expect(!transport.sent.contains { $0.path.hasSuffix("show.json") })
+        #expect(wrong?.message.hasPrefix("no collection custom-2") == true, "\(String(describing: wrong))")
+        #expect(transport.sent.last?.path.hasSuffix("show.json") == true)
         try await engine.pull(c1)  // the base answers
         let gone = await #expect(throws: CollectionsAPIError.self) { try await engine.pull(c2) }
         #expect(gone?.code == .notFound && gone?.message == "no collection custom-2 at \(base)")

@@ -127,7 +127,17 @@ struct SyncctlTests {
         ["discard", "0"],
         ["discard", "99"],
         ["frobnicate"],
-        ["status", "--verbose"],
+        ["status", "--verbosity"],
+        ["status", "--log-level", "loud"],
+        ["status", "--log-format", "xml"],
+        ["status", "-q", "-v"],
+        ["status", "--log-level", "info", "-vv"],
+        ["flush", "--deadline", "1e30"],
+        ["flush", "--deadline", "-1"],
+        ["flush", "--deadline", "nan"],
+        ["flush", "--deadline", "inf"],
+        ["flush", "--batch-size", "9223372036854775808"],
+        ["log", "--limit", "-9223372036854775808"],
         ["remove", "--db"],
     ]
 

@@ -1,0 +1,117 @@
+import ArgumentParser
+import CollectionSync
+import CollectionsAPI
+import Foundation
+import Synchronization
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep flushing as ops become due, until interrupted.",
+        discussion: """
+            Holds the flusher lease and flushes whenever edits arrive (from any process) or
+            backoff and rate-limit waits end. Each change of state is logged once on stderr
+            (unreachable, reachable again, rate limited until, backing off until, dead letters,
+            credentials rejected at error level); after a rejection it keeps running, since the
+            credentials may be restored. SIGINT or SIGTERM ends it cleanly: answers on the wire
+            are committed, the lease is released and the exit code is 0 (a second signal exits
+            at once with 75).
+
+            With --json, stdout carries one JSON object per line for each event, written when it
+            happens: {"at":T,"event":"applied|reconciled|failed|waiting|rate_limited|unreachable|
+            auth_rejected|stopped",...}; the last line is the "stopped" event.
+
+            Examples:
+              syncctl watch
+              syncctl watch --json --api-base http://127.0.0.1:8080/1.1 | jq -c 'select(.event=="failed")'
+            """)
+
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var network: NetworkOptions
+    @OptionGroup var batching: BatchOptions
+
+    func run() async throws {
+        let store = try await options.openStore()
+        let lines = options.json ? EventLines() : nil
+        let outcome = try await network.withEngine(store: store, configure: batching.apply, logger: options.logger) { engine in
+            let progress = ProgressLine.start(engine, pending: await store.waiting() ?? 0)
+            defer { progress?.finish() }
+            let writer = lines.map { lines in Task { await lines.write(engine.events()) } }
+            let outcome = try await Interruption.run(logger: options.logger, onSecondSignal: { name in
+                progress?.finish()
+                Interruption.tellExit(name)
+                lines?.stopped(signal: name)
+            }) {
+                try await engine.run()
+            }
+            // The engine's event streams end when run() returns: every event is written by now.
+            await writer?.value
+            return outcome
+        }
+        lines?.stopped(signal: outcome.signal)
+        if !options.json { tell("stopped" + (outcome.signal.map { " (\($0))" } ?? ""), level: .info) }
+    }
+}
+
+/// `watch --json`: one JSON object per line on stdout for each engine event (syncctl.md).
+final class EventLines: Sendable {
+    private struct Totals {
+        var applied = 0
+        var reconciled = 0
+        var failed = 0
+        var stopped = false
+    }
+
+    private let totals = Mutex(Totals())
+
+    /// Writes a line for each event until the stream ends.
+    func write(_ events: AsyncStream<SyncEvent>) async {
+        for await event in events {
+            guard let members = line(for: event) else { continue }
+            Console.shared.out(JSON.object([("at", .string(rfc3339(Date())))] + members).text)
+        }
+    }
+
+    /// The last line: `stopped`, with the totals (written once).
+    func stopped(signal: String?) {
+        let totals = totals.withLock { totals -> Totals? in
+            guard !totals.stopped else { return nil }
+            totals.stopped = true
+            return totals
+        }
+        guard let totals else { return }
+        Console.shared.out(JSON.object([
+            ("at", .string(rfc3339(Date()))), ("event", .string("stopped")), ("applied", .int(totals.applied)),
+            ("reconciled", .int(totals.reconciled)), ("failed", .int(totals.failed)), ("signal", .optional(signal)),
+        ]).text)
+    }
+
+    private func line(for event: SyncEvent) -> [(String, JSON)]? {
+        switch event {
+        case .applied(let op):
+            totals.withLock { $0.applied += 1 }
+            return [("event", .string("applied"))] + members(of: op)
+        case .reconciled(let op):
+            totals.withLock { $0.reconciled += 1 }
+            return [("event", .string("reconciled"))] + members(of: op)
+        case .failed(let op, let reason):
+            totals.withLock { $0.failed += 1 }
+            return [("event", .string("failed"))] + members(of: op) + [("reason", .string(reason))]
+        case .retryScheduled(let ops, let at, let error):
+            return [("event", .string("waiting")), ("ops", .int(ops)), ("until", .string(rfc3339(at))), ("error", .string(error))]
+        case .waitingForRateLimit(let endpoint, let until):
+            return [("event", .string("rate_limited")), ("endpoint", .string(endpoint.rawValue)), ("until", .string(rfc3339(until)))]
+        case .unreachable(let reason):
+            return [("event", .string("unreachable")), ("reason", .string(reason))]
+        case .authenticationRejected(let reason):
+            return [("event", .string("auth_rejected")), ("reason", .string(reason))]
+        case .requestSent, .stopped, .pulled, .pageFetched:
+            // Progress, and the end of each of the watch's flushes: not events of the contract.
+            return nil
+        }
+    }
+
+    private func members(of op: Op) -> [(String, JSON)] {
+        [("op_id", .int(op.id.rawValue)), ("op", .string(op.kind.rawValue)),
+         ("collection_id", .string(op.collection.rawValue)), ("tweet_id", .string(op.tweet.rawValue))]
+    }
+}
