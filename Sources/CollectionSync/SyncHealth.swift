@@ -81,13 +81,13 @@ struct SyncHealth: Sendable {
             guard reachability != .unreachable else { return [] }
             reachability = .unreachable
             return [Notice(level: .warning, message: "the API is unreachable: \(error.description)", metadata: metadata,
-                           event: .unreachable(reason: error.message))]
+                           event: .unreachable(reason: error.description))]
         case .authentication, .forbidden:
             reachability = .reachable
             guard !authRejected else { return [] }
             authRejected = true
             return [Notice(level: .error, message: "authentication rejected: \(error.description); ops are kept until the credentials work",
-                           metadata: metadata, event: .authenticationRejected(reason: error.message))]
+                           metadata: metadata, event: .authenticationRejected(reason: error.description))]
         default:
             // Rate limits are told with their reset (``Observation/rateLimited``), clock corrections
             // by the engine, a refused op with its dead letter; cancellation is the caller's.
