@@ -11,8 +11,8 @@ struct Demo: AsyncParsableCommand {
             Starts the bundled mock Collections API on a free loopback port and uses a temporary
             database (or --db): pulls a seeded collection, takes the network down, removes three
             tweets (one already removed by another device), shows a flush failing and keeping
-            them, brings the network back, flushes (the not_found is reconciled as already
-            removed), shows a conflict with a remote edit and its LWW log line, and the status.
+            them, brings the network back, flushes (the not_found counts as already
+            applied), shows a conflict with a remote edit and its LWW log line, and the status.
 
             Examples:
               syncctl demo
@@ -48,7 +48,7 @@ struct Demo: AsyncParsableCommand {
 
             say("1. A mock Collections API is listening at \(server.baseURL); its collection \(id) holds \(tweets.count) tweets.")
             let pulled = try await engine.pull(collection)
-            say("   syncctl pull \(id)  ->  \(pulled.entries) entries in the local copy (\(path))")
+            say("   syncctl pull \(id)  ->  \(counted(pulled.entries, "entry", "entries")) in the local copy (\(path))")
 
             let otherDevice = tweets[1]
             _ = try await client.remove(try TweetID(validating: otherDevice), from: collection)
@@ -58,17 +58,17 @@ struct Demo: AsyncParsableCommand {
             say("3. The network goes down (the mock refuses connections).")
             let removed = try await store.remove(tweets[0...2].map { try TweetID(validating: $0) }, from: collection)
             say("   syncctl remove \(id) \(tweets[0...2].joined(separator: " "))")
-            say("   -> recorded at once, offline: the local view has \(try await store.entries(of: collection).count) entries; \(removed.count) ops wait in the outbox")
+            say("   -> recorded at once, offline: the local view has \(counted(try await store.entries(of: collection).count, "entry", "entries")); \(ops(removed.count)) wait in the outbox")
 
             let down = try await engine.flush()
-            say("4. syncctl flush  ->  the API could not be reached (\(down.unreachable ?? "no answer")); \(down.pending) ops kept for later")
+            say("4. syncctl flush  ->  the API could not be reached (\(down.unreachable ?? "no answer")); \(ops(down.pending)) kept for later")
             document.append(("flush_during_outage", .object([("applied", .int(down.applied)), ("pending", .int(down.pending))])))
 
             try await server.endOutage()
             let up = try await engine.flush(FlushOptions(timeLimit: .seconds(30), wait: true))
             say("5. The network is back. syncctl flush --wait  ->  applied \(up.applied), already applied \(up.alreadyApplied), failed \(up.failed), pending \(up.pending)")
             for event in try await store.log(limit: 10) where event.event == .alreadyRemoved {
-                say("   \(event.tweet?.rawValue ?? "?"): the server answered not_found: it was already removed, so the op is reconciled, not failed")
+                say("   \(event.tweet?.rawValue ?? "?"): the server answered not_found: it was already removed, so the op is already applied, not failed")
             }
             document.append(("flush", .object([("applied", .int(up.applied)), ("already_applied", .int(up.alreadyApplied)),
                                                ("failed", .int(up.failed)), ("pending", .int(up.pending))])))

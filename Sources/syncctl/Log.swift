@@ -5,7 +5,7 @@ struct Log: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the last-writer-wins log, newest first.",
         discussion: """
-            Every local write, applied or reconciled op, remote write and conflict with its
+            Every local write, applied or already-applied op, remote write and conflict with its
             decision (both timestamps and the winner).
 
             Examples:

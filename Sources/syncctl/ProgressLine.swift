@@ -80,7 +80,7 @@ final class ProgressLine: Sendable {
             counters.pending = report.pending
             counters.waitingUntil = nil
         case .pulled(let report):
-            counters.note = "pulled \(report.collection): \(report.entries) entries"
+            counters.note = "pulled \(report.collection): \(counted(report.entries, "entry", "entries"))"
         case .pageFetched(let collection, let pages, let entries):
             counters.pull = (collection, pages, entries)
         case .unreachable:
@@ -92,7 +92,7 @@ final class ProgressLine: Sendable {
 
     private static func text(_ counters: Counters) -> String {
         if let pull = counters.pull {
-            return "pull \(pull.collection): \(pull.pages == 1 ? "1 page" : "\(pull.pages) pages"), \(pull.entries) entries"
+            return "pull \(pull.collection): \(counted(pull.pages, "page", "pages")), \(counted(pull.entries, "entry", "entries"))"
         }
         var text = "applied \(counters.applied), already applied \(counters.alreadyApplied), failed \(counters.failed), "
             + "pending \(counters.pending), requests \(counters.requests)"

@@ -29,7 +29,7 @@ extension SyncStatus {
         if let rateLimitedUntil { lines.append("rate limited until: \(rfc3339(rateLimitedUntil))") }
         lines.append("last flush: \(lastFlushAt.map(rfc3339) ?? "never")")
         for collection in collections {
-            lines.append("  \(collection.id): \(collection.entries) entries; pending \(collection.ops.pending), "
+            lines.append("  \(collection.id): \(counted(collection.entries, "entry", "entries")); pending \(collection.ops.pending), "
                 + "in flight \(collection.ops.inFlight), failed \(collection.ops.failed); "
                 + "last pull: \(collection.lastPulledAt.map(rfc3339) ?? "never")")
         }
