@@ -1,7 +1,7 @@
 import ArgumentParser
 import CollectionsMock
-import Dispatch
 import Foundation
+import UnixSignals
 
 struct MockServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,15 +54,7 @@ struct MockServer: AsyncParsableCommand {
 
     func run() async throws {
         // Signals first, so that one arriving right after the line is printed is not lost.
-        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
-        let sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
 
         var configuration = MockConfiguration()
         configuration.host = host
@@ -97,7 +89,7 @@ struct MockServer: AsyncParsableCommand {
 
         var waiting = signals.makeAsyncIterator()
         let received = await waiting.next()
-        tell("\(received == SIGTERM ? "SIGTERM" : "SIGINT"): shutting down the mock server")
+        tell("\(received?.description ?? "end of signals"): shutting down the mock server")
         await server.shutdown()
     }
 }

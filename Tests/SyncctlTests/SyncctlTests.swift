@@ -221,9 +221,10 @@ struct SyncctlTests {
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
     }
 
-    @Test("demo exits 0 and shows the outage, the reconciliation and the conflict")
+    @Test("demo exits 0 and shows the outage, the reconciliation and the conflict; its database is a fresh temporary one unless --db, never $SYNCCTL_DB")
     func demo() throws {
-        let run = try Syncctl.run(["demo"], folder: folder)
+        let run = try Syncctl.run(["demo"], db: db, folder: folder)
+        #expect(!FileManager.default.fileExists(atPath: db), "SYNCCTL_DB is the user's database: the demo leaves it alone")
         #expect(run.status == 0, "\(run)")
         #expect(run.stdout.contains("network goes down") && run.stdout.contains("could not be reached"))
         #expect(run.stdout.contains("not_found") && run.stdout.contains("already removed"))
@@ -233,5 +234,8 @@ struct SyncctlTests {
         #expect(json.status == 0, "\(json)")
         #expect(json.json?["in_sync"] as? Bool == true)
         #expect(keys(json.json).isSuperset(of: ["flush", "conflicts", "status"]))
+        #expect(FileManager.default.fileExists(atPath: db), "--db keeps it")
+        let mock = try Syncctl.run(["mock-server", "--db", db], folder: folder)
+        #expect(mock.status == 64, "mock-server has no database: \(mock)")
     }
 }
