@@ -141,6 +141,18 @@ struct SyncctlTests {
         ["remove", "--db"],
     ]
 
+    @Test("a usage error of flush --json prints the flush document with the error object: counts 0, pending null")
+    func flushUsageErrorDocument() throws {
+        for arguments in [["flush", "--deadline", "1e30", "--json"], ["flush", "--json", "--bogus"], ["flush", "--json", "--log-level", "loud"]] {
+            let run = try Syncctl.run(arguments, db: db, folder: folder)
+            #expect(run.status == 64, "\(run)")
+            let document = try #require(run.json, "\(run)")
+            #expect(keys(document).isSuperset(of: ["sent", "applied", "already_applied", "failed", "pending", "requests", "next_attempt_at", "error"]))
+            #expect(document["sent"] as? Int == 0 && document["requests"] as? Int == 0 && document["pending"] is NSNull)
+            #expect((document["error"] as? [String: Any])?["exit_code"] as? Int == 64)
+        }
+    }
+
     @Test("invalid invocations exit 64 with a message and leave the database unchanged", arguments: invalidInvocations)
     func invalidInvocation(_ arguments: [String]) throws {
         _ = try syncctl("remove", "custom-1", "1", "2")
