@@ -24,8 +24,8 @@ struct WriteTransaction {
     /// row, and the next row gets the floor plus one explicitly (an explicit id costs a search
     /// of the table per row, so only then). For ops, whether that is the case; for log lines,
     /// the id to give the next one. Both are read when the transaction begins (and ops' is kept
-    /// by ``move(_:of:from:heldBy:to:)``): code that deletes log lines inside a write transaction
-    /// (a prune) must read the log's again before the transaction writes a line.
+    /// by ``move(_:of:from:heldBy:to:)``); code that deletes log lines inside a write
+    /// transaction goes through ``deleteLogLines(_:_:)``, which reads the log's again.
     var opIDGap: Bool
     var logIDGap: Int64?
 

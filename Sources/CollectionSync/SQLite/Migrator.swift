@@ -14,6 +14,13 @@ struct Migrator {
         try connection.execute("PRAGMA foreign_keys = ON")
         // Read the version before anything can write: a newer database is left untouched.
         try refuseNewer(try userVersion(connection), path: path)
+        // A new file reclaims the pages a prune frees (SyncStore.prune runs incremental_vacuum).
+        // SQLite fixes the mode when the file gets its first page, which switching to WAL writes:
+        // so only an empty file takes it, first. An existing file keeps its mode (a VACUUM
+        // would convert it, rewriting the whole file: never done implicitly).
+        if try connection.queryFirst("PRAGMA page_count", row: { $0.int64(0) }) == 0 {
+            try connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        }
         let mode = try connection.queryFirst("PRAGMA journal_mode = WAL") { $0.string(0) }
         guard mode == "wal" else {
             throw SyncError(code: .database, message: "cannot switch \(path) to WAL mode (journal mode is \(mode ?? "unknown"))")
