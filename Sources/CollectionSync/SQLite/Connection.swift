@@ -11,14 +11,15 @@ final class Connection {
     let handle: OpaquePointer
     private var statements: [String: Statement] = [:]
 
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`; with `readOnly`, only an existing file,
+    /// and nothing can be written through the connection.
     ///
     /// A new file is created with mode 0600 before SQLite sees it: SQLite would otherwise create
     /// it with the process's umask, and its `-wal` and `-shm` files copy the main file's mode.
-    init(path: String, busyTimeoutMillis: Int32) throws {
-        try Connection.createPrivateFile(at: path)
+    init(path: String, busyTimeoutMillis: Int32, readOnly: Bool = false) throws {
+        if !readOnly { try Connection.createPrivateFile(at: path) }
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
