@@ -54,20 +54,27 @@ struct GlobalOptions: ParsableArguments {
 
     /// The database path: flag, then environment, then the XDG default. Empty values count as absent.
     func databasePath(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        try databaseSetting(environment: environment).path
+    }
+
+    /// The database path and where it came from (for `doctor`).
+    func databaseSetting(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (path: String, source: String) {
         if let db {
             guard !db.isEmpty else { throw Failure.usage("--db needs a path") }
-            return db
+            return (db, "--db")
         }
-        if let path = environment["SYNCCTL_DB"], !path.isEmpty { return path }
+        if let path = environment["SYNCCTL_DB"], !path.isEmpty { return (path, "SYNCCTL_DB") }
         var dataHome = environment["XDG_DATA_HOME"] ?? ""
+        var source = "the default, under $XDG_DATA_HOME"
         // XDG: a relative path is invalid and must be ignored.
         if !dataHome.hasPrefix("/") {
             guard let home = environment["HOME"], home.hasPrefix("/") else {
                 throw Failure(exitCode: Exit.config, message: "no database path: set --db, SYNCCTL_DB, XDG_DATA_HOME or HOME")
             }
             dataHome = home + "/.local/share"
+            source = "the default, under $HOME/.local/share"
         }
-        return dataHome + "/syncctl/sync.sqlite"
+        return (dataHome + "/syncctl/sync.sqlite", source)
     }
 
     /// Opens the store (creating it on first use).

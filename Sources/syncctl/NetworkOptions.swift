@@ -19,35 +19,54 @@ struct NetworkOptions: ParsableArguments {
     static let defaultAPIBase = "https://api.twitter.com/1.1"
     static let oauthNames = ["TWITTER_CONSUMER_KEY", "TWITTER_CONSUMER_SECRET", "TWITTER_ACCESS_TOKEN", "TWITTER_ACCESS_TOKEN_SECRET"]
     static let bearerName = "TWITTER_BEARER_TOKEN"
+    static let userIDName = "TWITTER_USER_ID"
 
     /// The base URL: flag, then environment, then default; checked (https, or http to loopback).
     func resolvedAPIBase(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
-        let raw = [apiBase, environment["SYNCCTL_API_BASE"]].compactMap { $0 }.first { !$0.isEmpty } ?? Self.defaultAPIBase
         do {
-            return try CollectionsClient.validate(baseURL: raw)
+            return try CollectionsClient.validate(baseURL: apiBaseSetting(environment: environment).url)
         } catch let error as CollectionsAPIError {
             throw Failure(exitCode: Exit.config, message: error.message)
         }
+    }
+
+    /// The base URL as given (not checked) and where it came from.
+    func apiBaseSetting(environment: [String: String] = ProcessInfo.processInfo.environment) -> (url: String, source: String) {
+        if let apiBase, !apiBase.isEmpty { return (apiBase, "--api-base") }
+        if let url = environment["SYNCCTL_API_BASE"], !url.isEmpty { return (url, "SYNCCTL_API_BASE") }
+        return (Self.defaultAPIBase, "the default")
+    }
+
+    /// The credentials file, if one is given, and where it was named.
+    func credentialsFileSetting(environment: [String: String] = ProcessInfo.processInfo.environment) -> (path: String, source: String)? {
+        if let credentials, !credentials.isEmpty { return (credentials, "--credentials") }
+        if let path = environment["SYNCCTL_CREDENTIALS"], !path.isEmpty { return (path, "SYNCCTL_CREDENTIALS") }
+        return nil
     }
 
     /// Credentials from the credentials file when one is given, else from the environment.
     /// Empty values count as absent; the four OAuth 1.0a values go together.
     func resolvedCredentials(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> APICredentials {
         var values = environment
-        if let path = [credentials, environment["SYNCCTL_CREDENTIALS"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) {
-            values = try CredentialsFile.read(path)
+        if let file = credentialsFileSetting(environment: environment) {
+            values = try CredentialsFile.read(file.path)
         }
-        let oauth = Self.oauthNames.map { values[$0].flatMap { $0.isEmpty ? nil : $0 } }
+        return try Self.credentials(from: values)
+    }
+
+    /// The credentials `values` (the environment's, or a credentials file's) hold.
+    static func credentials(from values: [String: String]) throws -> APICredentials {
+        let oauth = oauthNames.map { values[$0].flatMap { $0.isEmpty ? nil : $0 } }
         let present = oauth.compactMap { $0 }
         if present.count == 4 {
             return .oauth1(consumerKey: present[0], consumerSecret: present[1], accessToken: present[2], accessTokenSecret: present[3])
         }
         if !present.isEmpty {
-            let missing = zip(Self.oauthNames, oauth).filter { $0.1 == nil }.map(\.0)
+            let missing = zip(oauthNames, oauth).filter { $0.1 == nil }.map(\.0)
             throw Failure(exitCode: Exit.config, message: "incomplete OAuth 1.0a credentials: \(missing.joined(separator: ", ")) missing (the four values go together)")
         }
-        if let bearer = values[Self.bearerName], !bearer.isEmpty { return .bearer(bearer) }
-        throw Failure(exitCode: Exit.config, message: "no credentials: set \(Self.oauthNames.joined(separator: ", ")) or \(Self.bearerName), or give --credentials FILE")
+        if let bearer = values[bearerName], !bearer.isEmpty { return .bearer(bearer) }
+        throw Failure(exitCode: Exit.config, message: "no credentials: set \(oauthNames.joined(separator: ", ")) or \(bearerName), or give --credentials FILE")
     }
 
     /// Runs `body` with an engine over a fresh transport, which is shut down afterwards whether
@@ -116,10 +135,20 @@ struct BatchOptions: ParsableArguments {
 
 /// The `KEY=value` credentials file.
 enum CredentialsFile {
-    static let names = Set(NetworkOptions.oauthNames + [NetworkOptions.bearerName])
+    /// The credentials, and the user id that `collections/list` names (not a secret, but it
+    /// travels with them: semantics.md, "Which user").
+    static let names = Set(NetworkOptions.oauthNames + [NetworkOptions.bearerName, NetworkOptions.userIDName])
 
     /// Reads the file after checking that only its owner can read it. Never echoes a value.
     static func read(_ path: String) throws -> [String: String] {
+        try checkPrivate(path)
+        return try readValues(path)
+    }
+
+    /// Refuses a file that is missing, not a regular file, or readable by group or others;
+    /// returns its permission bits.
+    @discardableResult
+    static func checkPrivate(_ path: String) throws -> mode_t {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw Failure(exitCode: Exit.config, message: "cannot read the credentials file \(path): \(String(cString: strerror(errno)))")
@@ -130,6 +159,11 @@ enum CredentialsFile {
         guard info.st_mode & 0o077 == 0 else {
             throw Failure(exitCode: Exit.config, message: String(format: "the credentials file %@ is readable by group or others (mode %04o): run chmod 600 on it", path, Int(info.st_mode & 0o7777)))
         }
+        return info.st_mode & 0o7777
+    }
+
+    /// The file's values, with no check of its mode (``read(_:)`` checks it first).
+    static func readValues(_ path: String) throws -> [String: String] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Failure(exitCode: Exit.config, message: "cannot read the credentials file \(path)")
         }

@@ -19,7 +19,7 @@ struct SyncCtl: AsyncParsableCommand {
         version: version,
         subcommands: [
             Remove.self, Add.self, Entries.self, Status.self, Outbox.self, Log.self,
-            Retry.self, Discard.self, Prune.self, Pull.self, Flush.self, Watch.self, MockServer.self, Demo.self,
+            Retry.self, Discard.self, Prune.self, Pull.self, Flush.self, Watch.self, Doctor.self, MockServer.self, Demo.self,
         ]
     )
 
