@@ -88,8 +88,8 @@ struct Diagnosis {
             ok("database_path", "database file", "\(path) (from \(source))")
             return path
         } catch {
-            problem("database_path", "database file", Failure(error).message,
-                    fix: "give --db PATH or set SYNCCTL_DB", code: Exit.config)
+            let failure = Failure(error)  // 64 for an empty --db, 78 for no path at all
+            problem("database_path", "database file", failure.message, fix: "give --db PATH or set SYNCCTL_DB", code: failure.exitCode)
             return nil
         }
     }
