@@ -357,18 +357,18 @@ struct Diagnosis {
             if let message {
                 members.append(("error", .object([("exit_code", .int(Int64(exitCode))), ("message", .string(message))])))
             }
-            print(JSON.object(members).text)
+            Console.shared.out(JSON.object(members).text)
         } else {
             for check in checks {
                 switch check.ok {
-                case true?: print("ok: \(check.title): \(check.detail)")
-                case false?: print("problem: \(check.title): \(check.detail) fix: \(check.fix ?? "")")
-                case nil: print("skipped: \(check.title): \(check.detail)")
+                case true?: Console.shared.out("ok: \(check.title): \(check.detail)")
+                case false?: Console.shared.out("problem: \(check.title): \(check.detail) fix: \(check.fix ?? "")")
+                case nil: Console.shared.out("skipped: \(check.title): \(check.detail)")
                 }
             }
         }
         guard let message else { return }
-        printError("syncctl: \(message)")
+        tell(message, level: .error)
         throw Failure(exitCode: exitCode, message: message, reported: true)
     }
 }

@@ -42,8 +42,7 @@ enum PruneAge {
 
     static func parse(_ text: String) throws -> Duration {
         let example = "a whole number and a unit, s, m, h or d, such as 90s, 15m, 12h or 30d"
-        // Echo at most a short prefix of what was given.
-        let shown = text.count > 40 ? "\"\(text.prefix(40))...\"" : "\"\(text)\""
+        let shown = quoted(text)  // at most 40 characters of it
         guard let unit = text.last, let seconds = units[unit] else {
             throw ValidationError("--older-than \(shown) has no unit: give \(example)")
         }
