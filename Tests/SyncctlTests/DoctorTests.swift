@@ -23,8 +23,8 @@ struct DoctorTests {
         return env
     }
 
-    func run(_ arguments: [String], _ env: [String: String]) throws -> Run {
-        try Syncctl.run(arguments, environment: env, folder: folder)
+    func run(_ arguments: [String], _ env: [String: String]) async throws -> Run {
+        try await Syncctl.runAsync(arguments, environment: env, folder: folder)
     }
 
     /// Every secret of the mock's test user.
@@ -50,12 +50,12 @@ struct DoctorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2"])
             let env = environment(server)
-            #expect(try run(["pull", id], env).status == 0)
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             let before = try #require(fileBytes(db))
             server.clearJournal()
 
-            let text = try run(["doctor"], env)
+            let text = try await run(["doctor"], env)
             #expect(text.status == 0, "\(text)")
             let lines = text.stdout.split(separator: "\n")
             #expect(lines.count >= 8 && lines.allSatisfy { $0.hasPrefix("ok: ") }, "\(text)")
@@ -64,7 +64,7 @@ struct DoctorTests {
             #expect(text.stdout.contains("1 pending, 0 in flight, 0 failed"), "\(text)")
             #expect(text.stdout.contains("user id: 1000000001"), "\(text)")
 
-            let json = try run(["doctor", "--json"], env)
+            let json = try await run(["doctor", "--json"], env)
             #expect(json.status == 0, "\(json)")
             #expect(try checks(json).map(\.0) == ["database_path", "api_base", "credentials", "user_id", "database", "flusher_lease",
                                                   "queue", "api_reachable", "credentials_accepted"])
@@ -85,7 +85,7 @@ struct DoctorTests {
         try await withMockServer { server in
             var env = environment(server, credentials: false)
             env["TWITTER_BEARER_TOKEN"] = server.credentials.bearerToken
-            let doctor = try run(["doctor"], env)
+            let doctor = try await run(["doctor"], env)
             #expect(doctor.status == 0, "\(doctor)")
             #expect(doctor.stdout.contains("will be created on first use"), "\(doctor)")
             #expect(!FileManager.default.fileExists(atPath: db))
@@ -98,11 +98,11 @@ struct DoctorTests {
     func configuration() async throws {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1"])
-            #expect(try run(["remove", id, "1"], environment(server)).status == 0)
+            #expect(try await run(["remove", id, "1"], environment(server)).status == 0)
             let before = try #require(fileBytes(db))
             var outputs: [String] = []
 
-            let none = try run(["doctor", "--json"], environment(server, credentials: false))
+            let none = try await run(["doctor", "--json"], environment(server, credentials: false))
             #expect(none.status == 78, "\(none)")
             #expect(try problems(none) == ["credentials"])
             #expect(try checks(none).last! == ("credentials_accepted", nil), "skipped")
@@ -114,7 +114,7 @@ struct DoctorTests {
             var partial = environment(server)
             partial["TWITTER_ACCESS_TOKEN"] = ""
             partial["TWITTER_BEARER_TOKEN"] = "a-bearer"
-            let partialRun = try run(["doctor"], partial)
+            let partialRun = try await run(["doctor"], partial)
             #expect(partialRun.status == 78, "\(partialRun)")
             #expect(partialRun.stdout.contains("problem: credentials:") && partialRun.stdout.contains("TWITTER_ACCESS_TOKEN"), "\(partialRun)")
             outputs += [partialRun.stdout, partialRun.stderr]
@@ -124,13 +124,13 @@ struct DoctorTests {
             try "TWITTER_CONSUMER_KEY=\(mock.consumerKey)\nTWITTER_CONSUMER_SECRET=\(mock.consumerSecret)\nTWITTER_ACCESS_TOKEN=\(mock.accessToken)\nTWITTER_ACCESS_TOKEN_SECRET=\(mock.accessTokenSecret)\n"
                 .write(toFile: file, atomically: true, encoding: .utf8)
             chmod(file, 0o644)
-            let open = try run(["doctor", "--credentials", file, "--json"], environment(server, credentials: false))
+            let open = try await run(["doctor", "--credentials", file, "--json"], environment(server, credentials: false))
             #expect(open.status == 78, "\(open)")
             #expect(try problems(open) == ["credentials_file"])
             #expect(open.stdout.contains("chmod 600"), "\(open)")
             outputs += [open.stdout, open.stderr]
             chmod(file, 0o600)
-            let good = try run(["doctor", "--credentials", file], environment(server, credentials: false))
+            let good = try await run(["doctor", "--credentials", file], environment(server, credentials: false))
             #expect(good.status == 0 && good.stdout.contains("from the credentials file"), "\(good)")
             outputs += [good.stdout, good.stderr]
 
@@ -147,14 +147,14 @@ struct DoctorTests {
             let env = environment(server)
             try Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: URL(fileURLWithPath: db))
             let garbage = try #require(fileBytes(db))
-            let notADatabase = try run(["doctor", "--json"], env)
+            let notADatabase = try await run(["doctor", "--json"], env)
             #expect(notADatabase.status == 74, "\(notADatabase)")
             #expect(try problems(notADatabase) == ["database"])
             #expect(fileBytes(db) == garbage)
 
             // A real database with a page of its ops overwritten.
             try FileManager.default.removeItem(atPath: db)
-            #expect(try run(["remove", "custom-1"] + (1...2_000).map(String.init), env).status == 0)
+            #expect(try await run(["remove", "custom-1"] + (1...2_000).map(String.init), env).status == 0)
             // Every page in the file itself: a page left in the WAL would hide the damage.
             try execute(db, "PRAGMA wal_checkpoint(TRUNCATE)")
             let pageSize = Int(try pragma(db, "page_size"))!
@@ -163,15 +163,15 @@ struct DoctorTests {
             try handle.write(contentsOf: Data(repeating: 0x5A, count: pageSize))
             try handle.close()
             let damagedBytes = try #require(fileBytes(db))
-            let damaged = try run(["doctor"], env)
+            let damaged = try await run(["doctor"], env)
             #expect(damaged.status == 74, "\(damaged)")
             #expect(damaged.stdout.contains("problem: database:"), "\(damaged)")
             #expect(fileBytes(db) == damagedBytes)
 
             try FileManager.default.removeItem(atPath: db)
-            #expect(try run(["remove", "custom-1", "5"], env).status == 0)
+            #expect(try await run(["remove", "custom-1", "5"], env).status == 0)
             try execute(db, "PRAGMA user_version = 999")
-            let newer = try run(["doctor"], env)
+            let newer = try await run(["doctor"], env)
             #expect(newer.status == 74 && newer.stdout.contains("999"), "\(newer)")
         }
     }
@@ -181,14 +181,14 @@ struct DoctorTests {
         try await withMockServer { server in
             let env = environment(server)
             await server.beginOutage()
-            let down = try run(["doctor", "--json"], env)
+            let down = try await run(["doctor", "--json"], env)
             #expect(down.status == 69, "\(down)")
             #expect(try problems(down) == ["api_reachable"])
             #expect(try checks(down).last! == ("credentials_accepted", nil))
             try await server.endOutage()
             var wrongBase = env
             wrongBase["SYNCCTL_API_BASE"] = server.baseURL.replacingOccurrences(of: "/1.1", with: "/9.9")
-            let wrong = try run(["doctor"], wrongBase)
+            let wrong = try await run(["doctor"], wrongBase)
             #expect(wrong.status == 69 && wrong.stdout.contains("--api-base"), "\(wrong)")
         }
     }
@@ -198,13 +198,13 @@ struct DoctorTests {
         try await withMockServer { server in
             var env = environment(server)
             env["TWITTER_ACCESS_TOKEN_SECRET"] = "wrong-\(server.credentials.accessTokenSecret)"
-            let wrong = try run(["doctor", "--json"], env)
+            let wrong = try await run(["doctor", "--json"], env)
             #expect(wrong.status == 77, "\(wrong)")
             #expect(try problems(wrong) == ["credentials_accepted"])
             #expect(!(wrong.stdout + wrong.stderr).contains(server.credentials.accessTokenSecret))
             // A damaged database (74) comes before rejected credentials (77).
             try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: db))
-            let both = try run(["doctor", "--json"], env)
+            let both = try await run(["doctor", "--json"], env)
             #expect(both.status == 74, "\(both)")
             #expect(try problems(both) == ["database", "credentials_accepted"])
             #expect(server.journal().allSatisfy { $0.method == "GET" })

@@ -27,8 +27,10 @@ enum Syncctl {
         return folder.appendingPathComponent("syncctl")
     }()
 
-    /// A started child process, its output going to files in `folder`.
-    static func start(_ arguments: [String], environment: [String: String], folder: TemporaryFolder) throws -> (Process, URL, URL) {
+    /// A started child process, its output going to files in `folder`; `onExit` is called when
+    /// it ends (set before it starts, so that no exit is missed).
+    static func start(_ arguments: [String], environment: [String: String], folder: TemporaryFolder,
+                      onExit: (@Sendable (Process) -> Void)? = nil) throws -> (Process, URL, URL) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -43,8 +45,32 @@ enum Syncctl {
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         process.standardInput = FileHandle.nullDevice
+        process.terminationHandler = onExit
         try process.run()
         return (process, out, err)
+    }
+
+    /// Runs to completion like ``run(_:db:environment:folder:)``, but awaits the exit instead of
+    /// blocking a thread: the test runner's pool has one thread per core, and tests that block
+    /// them all starve the others (their timers and in-process servers) while processes run.
+    static func runAsync(_ arguments: [String], db: String? = nil, environment: [String: String] = [:],
+                         folder: TemporaryFolder) async throws -> Run {
+        var env = environment
+        if let db { env["SYNCCTL_DB"] = db }
+        let exited = AsyncStream<Int32>.makeStream(of: Int32.self, bufferingPolicy: .bufferingNewest(1))
+        let (_, out, err) = try start(arguments, environment: env, folder: folder) { process in
+            exited.continuation.yield(process.terminationStatus)
+            exited.continuation.finish()
+        }
+        var status: Int32 = -1
+        for await code in exited.stream { status = code }
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        return Run(status: status,
+                   stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 
     /// Runs to completion.
