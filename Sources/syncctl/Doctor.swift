@@ -140,7 +140,7 @@ struct Diagnosis {
         } catch {
             let fix = NetworkOptions.oauthNames.contains(where: { values[$0].map { !$0.isEmpty } ?? false })
                 ? "set the missing values (the four go together), or unset the others to use \(NetworkOptions.bearerName)"
-                : "set \(NetworkOptions.oauthNames.joined(separator: ", ")) or \(NetworkOptions.bearerName), or give --credentials FILE"
+                : "export the four OAuth 1.0a values or the bearer token, or put them in a file only you can read and give it with --credentials"
             problem("credentials", "credentials", "\(Failure(error).message) (looked in \(source))", fix: fix, code: Exit.config)
             return nil
         }
