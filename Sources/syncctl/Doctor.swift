@@ -314,8 +314,10 @@ struct Diagnosis {
             ok(reachable.0, reachable.1, "\(base) answered \(endpoint.rawValue) like the Collections API (\(answer))")
             ok(accepted.0, accepted.1, "the API accepted them")
         case .notFound:
+            // Something answers, but not the API: the contract's 78 ("an API base URL that does not
+            // serve the API"), not 69, which is for an API that cannot be reached.
             problem(reachable.0, reachable.1, "\(base) does not serve \(endpoint.rawValue) (\(answer)): not the Collections API's base URL",
-                    fix: wrongBase, code: Exit.unavailable)
+                    fix: wrongBase, code: Exit.config)
             skip(accepted.0, accepted.1, "the API was not reached")
         case .invalidRequest where enveloped:
             ok(reachable.0, reachable.1, "\(base) answered \(endpoint.rawValue) like the Collections API (\(answer))")

@@ -176,7 +176,7 @@ struct DoctorTests {
         }
     }
 
-    @Test("69: the API refuses connections (outage); a base URL that does not serve the API")
+    @Test("69: the API refuses connections (outage); 78: a base URL that does not serve the API")
     func unreachable() async throws {
         try await withMockServer { server in
             let env = environment(server)
@@ -189,7 +189,7 @@ struct DoctorTests {
             var wrongBase = env
             wrongBase["SYNCCTL_API_BASE"] = server.baseURL.replacingOccurrences(of: "/1.1", with: "/9.9")
             let wrong = try await run(["doctor"], wrongBase)
-            #expect(wrong.status == 69 && wrong.stdout.contains("--api-base"), "\(wrong)")
+            #expect(wrong.status == 78 && wrong.stdout.contains("--api-base"), "\(wrong)")
         }
     }
 

@@ -26,6 +26,10 @@ struct Migrator {
             throw SyncError(code: .database, message: "cannot switch \(path) to WAL mode (journal mode is \(mode ?? "unknown"))")
         }
         try connection.execute("PRAGMA synchronous = NORMAL")
+        // A big write (a prune of a million lines, a bulk edit) grows the WAL to its size, and it
+        // stays that size while a connection is open (a watch runs for weeks): once the WAL has
+        // been checkpointed, SQLite truncates it back to this.
+        try connection.execute("PRAGMA journal_size_limit = 67108864")
         guard try userVersion(connection) < latestVersion else { return }
 
         try connection.execute("BEGIN IMMEDIATE")
