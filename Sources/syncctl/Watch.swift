@@ -2,6 +2,8 @@ import ArgumentParser
 import CollectionSync
 import CollectionsAPI
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 
 struct Watch: AsyncParsableCommand {
@@ -9,7 +11,8 @@ struct Watch: AsyncParsableCommand {
         abstract: "Keep flushing as ops become due, until interrupted.",
         discussion: """
             Holds the flusher lease and flushes whenever edits arrive (from any process) or
-            backoff and rate-limit waits end. Each change of state is logged once on stderr
+            backoff and rate-limit waits end. It prunes the log like syncctl prune (events older
+            than 30 days, conflicts kept) when it starts and once a day. Each change of state is logged once on stderr
             (unreachable, reachable again, rate limited until, backing off until, dead letters,
             credentials rejected at error level); after a rejection it keeps running, since the
             credentials may be restored. SIGINT or SIGTERM ends it cleanly: answers on the wire
@@ -36,12 +39,18 @@ struct Watch: AsyncParsableCommand {
             let progress = ProgressLine.start(engine, pending: await store.waiting() ?? 0)
             defer { progress?.finish() }
             let writer = lines.map { lines in Task { await lines.write(engine.events()) } }
-            let outcome = try await Interruption.run(logger: options.logger, onSecondSignal: { name in
+            let logger = options.logger
+            let outcome = try await Interruption.run(logger: logger, onSecondSignal: { name in
                 progress?.finish()
                 Interruption.tellExit(name)
                 lines?.stopped(signal: name)
             }) {
-                try await engine.run()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await engine.run() }
+                    group.addTask { await Watch.pruneDaily(store, logger: logger) }
+                    try await group.next()  // the watch loop ended (the pruner ends only with it)
+                    group.cancelAll()
+                }
             }
             // The engine's event streams end when run() returns: every event is written by now.
             await writer?.value
@@ -49,6 +58,30 @@ struct Watch: AsyncParsableCommand {
         }
         lines?.stopped(signal: outcome.signal)
         if !options.json { tell("stopped" + (outcome.signal.map { " (\($0))" } ?? ""), level: .info) }
+    }
+}
+
+extension Watch {
+    /// How old the log's events get before `watch` prunes them: `syncctl prune`'s default.
+    static let pruneAge: Duration = .seconds(30 * 86_400)
+    static let pruneInterval: Duration = .seconds(86_400)
+
+    /// Prunes the LWW log with `syncctl prune`'s defaults (30 days, conflicts kept) when the
+    /// watch starts and once a day after, until the watch stops.
+    static func pruneDaily(_ store: SyncStore, logger: Logger) async {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                let pruned = try await store.prune(olderThan: pruneAge)
+                logger.info("pruned the log: \(counted(pruned, "event", "events")) older than 30 days", metadata: ["log.deleted": "\(pruned)"])
+            } catch {
+                logger.warning("could not prune the log (trying again in a day): \(Failure(error).message)")
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: pruneInterval) }
+            } catch {
+                return
+            }
+        }
     }
 }
 

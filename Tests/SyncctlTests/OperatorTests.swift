@@ -182,6 +182,28 @@ struct OperatorTests {
         }
     }
 
+    @Test("watch prunes the log with prune's defaults when it starts: old events of ops no longer in the outbox go")
+    func watchPrunes() async throws {
+        try await withMockServer { server in
+            let env = environment(server)
+            #expect(try run(["remove", "custom-1", "1"], env).status == 0)
+            #expect(try run(["discard", "1"], env).status == 0)
+            // Op 1's two lines, made 40 and 39 days old (stamps keep rising with ids).
+            let day: Int64 = 86_400_000
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            try execute(db, "UPDATE log SET hlc = ((\(now) - 40 * \(day) + id) << 16) WHERE op_id = 1")
+            #expect(try run(["remove", "custom-1", "2"], env).status == 0)
+            let (process, _, err) = try Syncctl.start(["watch", "-v"], environment: env, folder: folder)
+            let db = self.db
+            try await until("the prune") { try rows(db, "SELECT count(*) FROM log WHERE op_id = 1") == [["0"]] }
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            #expect(try rows(db, "SELECT count(*) FROM log WHERE op_id = 2") != [["0"]], "young lines stay")
+            #expect(readText(err).contains("pruned the log: 2 events older than 30 days"), "\(readText(err))")
+        }
+    }
+
     // MARK: - Signals
 
     @Test("SIGTERM during flush: answers on the wire are committed, the rest go back to pending uncounted, lease released, 75 with the document")
