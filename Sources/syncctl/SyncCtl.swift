@@ -5,17 +5,18 @@ import Foundation
 
 @main
 struct SyncCtl: AsyncParsableCommand {
-    static let version = "0.1.0"
-
     static let configuration = CommandConfiguration(
         commandName: "syncctl",
         abstract: "Edit Twitter collections offline and replay the edits later.",
         discussion: """
             Edits are recorded in a local SQLite database and queued in an outbox.
-            Exit codes follow sysexits: 0 ok, 64 invalid input, 65 dead letters, 69 API unreachable,
-            74 database failure, 75 try again later, 77 auth rejected, 78 configuration.
+            Exit codes follow sysexits: 0 ok, 64 invalid input, 65 dead letters,
+            69 API unreachable, 74 database failure, 75 try again later, 77 auth rejected,
+            78 configuration.
+
+            syncctl --version [--json] prints the version, the SQLite library's version
+            and the newest database schema this build knows.
             """,
-        version: version,
         subcommands: [
             Remove.self, Add.self, Entries.self, Status.self, Outbox.self, Log.self,
             Retry.self, Discard.self, Pull.self, Flush.self, Watch.self, MockServer.self, Demo.self,
@@ -26,6 +27,11 @@ struct SyncCtl: AsyncParsableCommand {
     /// exit also prints `{"error":{"exit_code":N,"message":"..."}}` on stdout.
     static func main() async {
         _ = CommandClock.started  // --deadline counts from here
+        if VersionRequest.matches(Array(CommandLine.arguments.dropFirst())) {
+            let json = CommandLine.arguments.contains("--json")
+            print(json ? VersionRequest.document().text : VersionRequest.text())
+            return
+        }
         let (arguments, extraTweets) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
         let json = arguments.prefix(while: { $0 != "--" }).contains("--json")
         do {
