@@ -32,10 +32,10 @@ struct SyncCtl: AsyncParsableCommand {
             print(json ? VersionRequest.document().text : VersionRequest.text())
             return
         }
-        let (arguments, extraTweets) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
+        let (arguments, lifted) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
         let json = arguments.prefix(while: { $0 != "--" }).contains("--json")
         do {
-            try await BulkArguments.$extraTweets.withValue(extraTweets) {
+            try await BulkArguments.$lifted.withValue(lifted) {
                 var command = try parseAsRoot(arguments)
                 if var command = command as? AsyncParsableCommand {
                     try await command.run()

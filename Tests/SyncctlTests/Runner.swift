@@ -27,8 +27,10 @@ enum Syncctl {
         return folder.appendingPathComponent("syncctl")
     }()
 
-    /// A started child process, its output going to files in `folder`.
-    static func start(_ arguments: [String], environment: [String: String], folder: TemporaryFolder) throws -> (Process, URL, URL) {
+    /// A started child process, its output going to files in `folder`; its standard input is
+    /// `stdin` (a `FileHandle` or a `Pipe`), else empty.
+    static func start(_ arguments: [String], environment: [String: String], stdin: Any? = nil,
+                      folder: TemporaryFolder) throws -> (Process, URL, URL) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -42,16 +44,21 @@ enum Syncctl {
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = stdin ?? FileHandle.nullDevice
         try process.run()
         return (process, out, err)
     }
 
-    /// Runs to completion.
-    static func run(_ arguments: [String], db: String? = nil, environment: [String: String] = [:], folder: TemporaryFolder) throws -> Run {
+    /// Runs to completion; `stdin` is written to a file that becomes the child's standard input.
+    static func run(_ arguments: [String], db: String? = nil, environment: [String: String] = [:], stdin: Data? = nil,
+                    folder: TemporaryFolder) throws -> Run {
         var env = environment
         if let db { env["SYNCCTL_DB"] = db }
-        let (process, out, err) = try start(arguments, environment: env, folder: folder)
+        let input = stdin.map { _ in folder.url.appendingPathComponent("in-\(UUID().uuidString)") }
+        if let input, let stdin { try stdin.write(to: input) }
+        defer { if let input { try? FileManager.default.removeItem(at: input) } }
+        let (process, out, err) = try start(arguments, environment: env, stdin: try input.map { try FileHandle(forReadingFrom: $0) },
+                                            folder: folder)
         process.waitUntilExit()
         defer {
             try? FileManager.default.removeItem(at: out)

@@ -23,7 +23,7 @@ struct VersionTests {
         }
         // Not at the root, or with other arguments, it is not the version request.
         let help = try Syncctl.run(["remove", "--help"], folder: folder)
-        #expect(help.status == 0 && help.stdout.contains("Examples:"), "\(help)")
+        #expect(help.status == 0 && help.stdout.contains("Examples:") && help.stdout.contains("--ids-from"), "\(help)")
         let sub = try Syncctl.run(["status", "--version"], folder: folder)
         #expect(sub.status == 64, "\(sub)")
     }
@@ -32,6 +32,6 @@ struct VersionTests {
     func completion(_ shell: String) throws {
         let run = try Syncctl.run(["--generate-completion-script", shell], folder: folder)
         #expect(run.status == 0, "\(run)")
-        #expect(run.stdout.contains("syncctl") && run.stdout.contains("remove") && run.stdout.contains("json"))
+        #expect(run.stdout.contains("syncctl") && run.stdout.contains("remove") && run.stdout.contains("json") && run.stdout.contains("ids-from"))
     }
 }
