@@ -97,14 +97,20 @@ public final class SyncStore: Sendable {
     static let longEnqueue = 64
 
     private func enqueue(_ kind: OpKind, _ tweets: [TweetID], _ collection: CollectionID) async throws -> [QueuedOp] {
-        var seen = Set<TweetID>(minimumCapacity: tweets.count)
-        let unique = tweets.filter { seen.insert($0).inserted }
-        guard !unique.isEmpty else { return [] }
+        guard !tweets.isEmpty else { return [] }
         // Collections are never deleted: once this store has seen one, it skips the insert.
         let known = knownCollections.withLock { $0.contains(collection) }
-        let queued = try await write(onQueue: unique.count >= Self.longEnqueue) { tx in
+        let queued = try await write(onQueue: tweets.count >= Self.longEnqueue) { tx in
             if !known { try tx.ensureCollection(collection) }
-            return try unique.map { try tx.enqueue(kind, collection, $0) }
+            // A repeated tweet is found by the key's own lookup (its newest op is this call's):
+            // no set of the call's ids, which for a million ids cost a third of the memory.
+            let before = tx.opIDs.last
+            var queued: [QueuedOp] = []
+            queued.reserveCapacity(tweets.count)
+            for tweet in tweets {
+                if let op = try tx.enqueue(kind, collection, tweet, unlessQueuedAfter: before) { queued.append(op) }
+            }
+            return queued
         }
         if !known { knownCollections.withLock { _ = $0.insert(collection) } }
         logger.debug("queued ops", metadata: ["op.kind": "\(kind.rawValue)", "collection.id": "\(collection)", "op.count": "\(queued.count)"])

@@ -6,17 +6,18 @@ import Logging
 
 @main
 struct SyncCtl: AsyncParsableCommand {
-    static let version = "0.1.0"
-
     static let configuration = CommandConfiguration(
         commandName: "syncctl",
         abstract: "Edit Twitter collections offline and replay the edits later.",
         discussion: """
             Edits are recorded in a local SQLite database and queued in an outbox.
-            Exit codes follow sysexits: 0 ok, 64 invalid input, 65 dead letters, 69 API unreachable,
-            74 database failure, 75 try again later, 77 auth rejected, 78 configuration.
+            Exit codes follow sysexits: 0 ok, 64 invalid input, 65 dead letters,
+            69 API unreachable, 74 database failure, 75 try again later, 77 auth rejected,
+            78 configuration.
+
+            syncctl --version [--json] prints the version, the SQLite library's version
+            and the newest database schema this build knows.
             """,
-        version: version,
         subcommands: [
             Remove.self, Add.self, Entries.self, Status.self, Outbox.self, Log.self,
             Retry.self, Discard.self, Prune.self, Pull.self, Flush.self, Watch.self, Doctor.self, MockServer.self, Demo.self,
@@ -27,7 +28,12 @@ struct SyncCtl: AsyncParsableCommand {
     /// exit also prints `{"error":{"exit_code":N,"message":"..."}}` on stdout.
     static func main() async {
         _ = CommandClock.started  // --deadline counts from here
-        let (arguments, extraTweets) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
+        if VersionRequest.matches(Array(CommandLine.arguments.dropFirst())) {
+            let json = CommandLine.arguments.contains("--json")
+            Console.shared.out(json ? VersionRequest.document().text : VersionRequest.text())
+            return
+        }
+        let (arguments, lifted) = BulkArguments.split(Array(CommandLine.arguments.dropFirst()))
         let json = arguments.prefix(while: { $0 != "--" }).contains("--json")
         do {
             LogSettings.current = try LogSettings.resolve(arguments, environment: ProcessInfo.processInfo.environment)
@@ -37,7 +43,7 @@ struct SyncCtl: AsyncParsableCommand {
         let settings = LogSettings.current
         LoggingSystem.bootstrap { _ in ConsoleLogHandler(settings: settings) }
         do {
-            try await BulkArguments.$extraTweets.withValue(extraTweets) {
+            try await BulkArguments.$lifted.withValue(lifted) {
                 var command = try parseAsRoot(arguments)
                 if var command = command as? AsyncParsableCommand {
                     try await command.run()

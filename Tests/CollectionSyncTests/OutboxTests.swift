@@ -80,6 +80,24 @@ struct OutboxTests {
         #expect(try await events(store, tweet(3)) == ["local_write"])
     }
 
+    @Test("a repeat in one call is not taken for an earlier op of its key: that one is coalesced or waited behind once")
+    func repeatsOverEarlierOps() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        let earlier = try await store.add([tweet(5), tweet(6)], to: c1)
+        guard case .acquired(let lease) = try await store.acquireFlusherLease() else { Issue.record("no lease"); return }
+        #expect(try await store.claimDueOps(lease: lease, limit: 2).count == 2)  // both in flight
+        // A pending op for tweet 5 behind its op in flight, then a call repeating 5 and 6.
+        let waiting = try await store.remove([tweet(5)], from: c1)[0]
+        let queued = try await store.add([tweet(5), tweet(6), tweet(5), tweet(6)], to: c1)
+        #expect(queued.map(\.tweet) == [tweet(5), tweet(6)])
+        #expect(try await ops(store, tweet(5)) == ["add in_flight", "add pending"])
+        #expect(try await ops(store, tweet(6)) == ["add in_flight", "add pending"])
+        #expect(try await events(store, tweet(5)) == ["local_write", "local_write", "coalesced", "local_write"])
+        #expect(try await events(store, tweet(6)) == ["local_write", "local_write"])
+        #expect(Set(queued.map(\.id)).isDisjoint(with: (earlier + [waiting]).map(\.id)))
+    }
+
     @Test("an intent while the key's op is in flight waits behind it, and survives the answer")
     func intentWhileInFlight() async throws {
         let folder = TemporaryFolder()

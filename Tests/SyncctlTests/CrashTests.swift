@@ -7,7 +7,7 @@ struct CrashTests {
     /// A child enqueuing 50k removes in one call, killed with SIGKILL at a random moment, leaves
     /// all of them or none, as a fresh process sees it.
     @Test("SIGKILL during a 50k-remove batch leaves all or nothing (10 trials)")
-    func killDuringBatch() throws {
+    func killDuringBatch() async throws {
         let folder = TemporaryFolder()
         let count = 50_000
         let arguments = ["remove", "custom-1"] + (1...count).map(String.init)
@@ -15,7 +15,7 @@ struct CrashTests {
         // How long an uninterrupted run takes here, to spread the kills over it.
         let clock = ContinuousClock()
         let started = clock.now
-        let full = try Syncctl.run(arguments, db: folder.path("full.sqlite"), folder: folder)
+        let full = try await Syncctl.run(arguments, db: folder.path("full.sqlite"), folder: folder)
         #expect(full.status == 0, "\(full)")
         let duration = clock.now - started
         var generator = SystemRandomNumberGenerator()
@@ -25,16 +25,16 @@ struct CrashTests {
         for trial in 0..<10 {
             let db = folder.path("trial-\(trial).sqlite")
             // A committed edit that must survive every crash.
-            #expect(try Syncctl.run(["add", "custom-9", "1"], db: db, folder: folder).status == 0)
+            #expect(try await Syncctl.run(["add", "custom-9", "1"], db: db, folder: folder).status == 0)
             let (process, _, _) = try Syncctl.start(arguments, environment: ["SYNCCTL_DB": db], folder: folder)
             let delay = Double.random(in: 0...1, using: &generator) * (duration / .seconds(1))
-            Thread.sleep(forTimeInterval: delay)  // the fault's moment, not a synchronisation
+            try await Task.sleep(for: .seconds(delay))  // the fault's moment, not a synchronisation
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.exited()
             // Uncommitted pages in the WAL show the kill landed inside the write transaction.
             let wal = (try? FileManager.default.attributesOfItem(atPath: db + "-wal")[.size] as? Int) ?? 0
 
-            let status = try Syncctl.run(["status", "--json"], db: db, folder: folder)
+            let status = try await Syncctl.run(["status", "--json"], db: db, folder: folder)
             #expect(status.status == 0, "\(status)")
             let document = try decode(StatusDocument.self, status)
             let queued = document.collections.first { $0.id == "custom-1" }?.pending ?? 0

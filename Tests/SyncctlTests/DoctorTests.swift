@@ -24,7 +24,7 @@ struct DoctorTests {
     }
 
     func run(_ arguments: [String], _ env: [String: String]) async throws -> Run {
-        try await Syncctl.runAsync(arguments, environment: env, folder: folder)
+        try await Syncctl.run(arguments, environment: env, folder: folder)
     }
 
     /// Every secret of the mock's test user.

@@ -29,20 +29,20 @@ struct FlushProcessTests {
                 let db = folder.path("trial-\(trial).sqlite")
                 let env = Self.environment(server, db: db)
                 // 20 removes and 20 adds, with an add and a remove coalesced on the way.
-                #expect(try Syncctl.run(["remove", id] + (1...20).map(String.init), environment: env, folder: folder).status == 0)
-                #expect(try Syncctl.run(["add", id] + (101...120).map(String.init), environment: env, folder: folder).status == 0)
+                #expect(try await Syncctl.run(["remove", id] + (1...20).map(String.init), environment: env, folder: folder).status == 0)
+                #expect(try await Syncctl.run(["add", id] + (101...120).map(String.init), environment: env, folder: folder).status == 0)
                 let intended = Set((21...40).map(String.init) + (101...120).map(String.init))
 
                 let (process, _, _) = try Syncctl.start(["flush", "--batch-size", "4", "--concurrency", "2"], environment: env, folder: folder)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...400, using: &generator)))  // the fault's moment
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                await process.exited()
                 if process.terminationReason == .uncaughtSignal, Set(server.tweetIDs(of: id) ?? []) != intended { killedMidway += 1 }
 
-                let clean = try Syncctl.run(["flush", "--json"], environment: env, folder: folder)
+                let clean = try await Syncctl.run(["flush", "--json"], environment: env, folder: folder)
                 #expect(clean.status == 0, "trial \(trial): \(clean)")
                 #expect(Set(server.tweetIDs(of: id) ?? []) == intended, "trial \(trial)")
-                let status = try decode(StatusDocument.self, try Syncctl.run(["status", "--json"], environment: env, folder: folder))
+                let status = try decode(StatusDocument.self, try await Syncctl.run(["status", "--json"], environment: env, folder: folder))
                 #expect(status.pending == 0 && status.in_flight == 0 && status.failed == 0, "trial \(trial)")
             }
             print("flush kill trials: \(Self.trials), killed before the server had everything: \(killedMidway)")
@@ -59,7 +59,7 @@ struct FlushProcessTests {
             let id = try server.createCollection(tweetIDs: (1...30).map(String.init))
             let db = folder.path("sync.sqlite")
             let env = Self.environment(server, db: db)
-            #expect(try Syncctl.run(["remove", id] + (1...30).map(String.init), environment: env, folder: folder).status == 0)
+            #expect(try await Syncctl.run(["remove", id] + (1...30).map(String.init), environment: env, folder: folder).status == 0)
             let (first, _, _) = try Syncctl.start(["flush", "--batch-size", "1", "--concurrency", "1"], environment: env, folder: folder)
             // Wait (bounded) until the first flusher is sending: it then holds the lease.
             let clock = ContinuousClock()
@@ -68,11 +68,11 @@ struct FlushProcessTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(!server.journal().isEmpty, "the first flusher never sent a request")
-            let second = try Syncctl.run(["flush", "--json"], environment: env, folder: folder)
+            let second = try await Syncctl.run(["flush", "--json"], environment: env, folder: folder)
             #expect(second.status == 75, "\(second)")
             #expect(second.stderr.contains("lease"))
             server.setLatency(.zero)
-            first.waitUntilExit()
+            await first.exited()
             #expect(first.terminationStatus == 0)
             #expect(server.tweetIDs(of: id)?.isEmpty == true)
         }

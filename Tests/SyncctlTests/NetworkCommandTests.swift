@@ -22,8 +22,8 @@ struct NetworkCommandTests {
         return env
     }
 
-    func run(_ arguments: [String], _ env: [String: String]) throws -> Run {
-        try Syncctl.run(arguments, environment: env, folder: folder)
+    func run(_ arguments: [String], _ env: [String: String]) async throws -> Run {
+        try await Syncctl.run(arguments, environment: env, folder: folder)
     }
 
     static let flushKeys: Set<String> = ["sent", "applied", "already_applied", "failed", "pending", "requests", "next_attempt_at"]
@@ -33,12 +33,12 @@ struct NetworkCommandTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2", "3"])
             let env = environment(server)
-            let pull = try run(["pull", id, "--json"], env)
+            let pull = try await run(["pull", id, "--json"], env)
             #expect(pull.status == 0, "\(pull)")
             #expect(keys(pull.json) == ["collection_id", "entries", "remote_writes", "conflicts"])
             #expect(pull.json?["collection_id"] as? String == id && pull.json?["entries"] as? Int == 3)
-            #expect(try run(["remove", id, "1", "2"], env).status == 0)
-            let flush = try run(["flush", "--json"], env)
+            #expect(try await run(["remove", id, "1", "2"], env).status == 0)
+            let flush = try await run(["flush", "--json"], env)
             #expect(flush.status == 0, "\(flush)")
             #expect(keys(flush.json).isSuperset(of: Self.flushKeys))
             #expect(flush.json?["applied"] as? Int == 2 && flush.json?["pending"] as? Int == 0)
@@ -53,12 +53,12 @@ struct NetworkCommandTests {
             let id = try server.createCollection(tweetIDs: ["1"])
             try server.markDeleted(["9"])
             let env = environment(server)
-            #expect(try run(["add", id, "9"], env).status == 0)
-            let flush = try run(["flush", "--json"], env)
+            #expect(try await run(["add", id, "9"], env).status == 0)
+            let flush = try await run(["flush", "--json"], env)
             #expect(flush.status == 65, "\(flush)")
             #expect(flush.json?["failed"] as? Int == 1)
             #expect((flush.json?["error"] as? [String: Any])?["exit_code"] as? Int == 65)
-            let unknown = try run(["pull", "custom-424242", "--json"], env)
+            let unknown = try await run(["pull", "custom-424242", "--json"], env)
             #expect(unknown.status == 64, "\(unknown)")
         }
     }
@@ -68,12 +68,12 @@ struct NetworkCommandTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1"])
             let env = environment(server)
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             await server.beginOutage()
-            let flush = try run(["flush", "--json"], env)
+            let flush = try await run(["flush", "--json"], env)
             #expect(flush.status == 69, "\(flush)")
             #expect(flush.json?["pending"] as? Int == 1)
-            #expect(try run(["pull", id], env).status == 69)
+            #expect(try await run(["pull", id], env).status == 69)
             try await server.endOutage()
         }
     }
@@ -83,19 +83,19 @@ struct NetworkCommandTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2"])
             let env = environment(server)
-            #expect(try run(["pull", id], env).status == 0)
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             server.rateLimit(until: server.now + 600)
-            let limited = try run(["flush", "--json"], env)
+            let limited = try await run(["flush", "--json"], env)
             #expect(limited.status == 75, "\(limited)")
             server.rateLimit(until: nil)
             try FileManager.default.removeItem(atPath: db)
-            #expect(try run(["remove", id, "2"], env).status == 0)
+            #expect(try await run(["remove", id, "2"], env).status == 0)
             server.failNext(1, status: 503, code: 130)
-            let first = try run(["flush"], env)
+            let first = try await run(["flush"], env)
             #expect(first.status == 69, "\(first)")
             // A deadline reached with ops pending.
-            let deadline = try run(["flush", "--deadline", "0", "--json"], env)
+            let deadline = try await run(["flush", "--deadline", "0", "--json"], env)
             #expect(deadline.status == 75, "\(deadline)")
             #expect(deadline.json?["pending"] as? Int == 1)
         }
@@ -107,12 +107,12 @@ struct NetworkCommandTests {
             let id = try server.createCollection(tweetIDs: ["1"])
             var env = environment(server)
             env["TWITTER_ACCESS_TOKEN_SECRET"] = "wrong"
-            #expect(try run(["remove", id, "1"], env).status == 0)
-            let flush = try run(["flush", "--json"], env)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
+            let flush = try await run(["flush", "--json"], env)
             #expect(flush.status == 77, "\(flush)")
-            let outbox = try decode(OutboxDocument.self, try run(["outbox", "--json"], env))
+            let outbox = try await decode(OutboxDocument.self, try run(["outbox", "--json"], env))
             #expect(outbox.ops.map(\.attempts) == [0])
-            #expect(try run(["pull", id], env).status == 77)
+            #expect(try await run(["pull", id], env).status == 77)
         }
     }
 
@@ -120,14 +120,14 @@ struct NetworkCommandTests {
     func configuration() async throws {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1"])
-            #expect(try run(["remove", id, "1"], environment(server)).status == 0)
+            #expect(try await run(["remove", id, "1"], environment(server)).status == 0)
             // The user-visible state (a pull that starts advances the clock, which is no change).
             func state() throws -> [[String]] {
                 try ["ops", "entries", "log", "collections", "flusher_lease"].flatMap { try rows(db, "SELECT * FROM \($0)") }
             }
             let before = try state()
 
-            let none = try run(["flush", "--json"], environment(server, credentials: false))
+            let none = try await run(["flush", "--json"], environment(server, credentials: false))
             #expect(none.status == 78, "\(none)")
             #expect((none.json?["error"] as? [String: Any])?["exit_code"] as? Int == 78)
             #expect(none.json?["pending"] as? Int == 1, "the flush document, counts 0 and the queue size")
@@ -135,7 +135,7 @@ struct NetworkCommandTests {
             var partial = environment(server)
             partial["TWITTER_ACCESS_TOKEN"] = ""
             partial["TWITTER_BEARER_TOKEN"] = "bearer"
-            let partialRun = try run(["flush"], partial)
+            let partialRun = try await run(["flush"], partial)
             #expect(partialRun.status == 78 && partialRun.stderr.contains("TWITTER_ACCESS_TOKEN"), "\(partialRun)")
 
             let file = folder.path("credentials")
@@ -144,12 +144,12 @@ struct NetworkCommandTests {
                 .write(toFile: file, atomically: true, encoding: .utf8)
             for mode in [0o644, 0o640, 0o604] {
                 chmod(file, mode_t(mode))
-                let open = try run(["flush", "--credentials", file], environment(server, credentials: false))
+                let open = try await run(["flush", "--credentials", file], environment(server, credentials: false))
                 #expect(open.status == 78 && open.stderr.contains("chmod 600"), "mode \(String(mode, radix: 8)): \(open)")
             }
-            let remote = try run(["flush", "--api-base", "http://api.twitter.com/1.1"], environment(server))
+            let remote = try await run(["flush", "--api-base", "http://api.twitter.com/1.1"], environment(server))
             #expect(remote.status == 78 && remote.stderr.contains("loopback"), "\(remote)")
-            let wrongBase = try run(["pull", id, "--api-base", server.baseURL.replacingOccurrences(of: "/1.1", with: "/9.9")], environment(server))
+            let wrongBase = try await run(["pull", id, "--api-base", server.baseURL.replacingOccurrences(of: "/1.1", with: "/9.9")], environment(server))
             #expect(wrongBase.status == 78, "\(wrongBase)")
             #expect(try state() == before, "nothing changed")
 
@@ -157,7 +157,7 @@ struct NetworkCommandTests {
             chmod(file, 0o600)
             var misleading = environment(server)
             misleading["TWITTER_CONSUMER_SECRET"] = "not-this-one"
-            let good = try run(["flush", "--credentials", file], misleading)
+            let good = try await run(["flush", "--credentials", file], misleading)
             #expect(good.status == 0, "\(good)")
         }
     }
@@ -168,12 +168,12 @@ struct NetworkCommandTests {
             let id = try server.createCollection(tweetIDs: ["1"])
             var env = environment(server)
             env["SYNCCTL_API_BASE"] = "http://127.0.0.1:1/1.1"  // nothing listens there
-            #expect(try run(["pull", id], env).status == 69)
-            #expect(try run(["pull", id, "--api-base", server.baseURL], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 69)
+            #expect(try await run(["pull", id, "--api-base", server.baseURL], env).status == 0)
             env["SYNCCTL_API_BASE"] = ""
             // The default is the real API over https: refused here only because no network exists,
             // so just check that the default is what the error names.
-            let fallback = try run(["pull", id, "--deadline", "2"], env)
+            let fallback = try await run(["pull", id, "--deadline", "2"], env)
             #expect(fallback.status == 69 && fallback.stderr.contains("api.twitter.com"), "\(fallback)")
         }
     }
@@ -186,12 +186,12 @@ struct NetworkCommandTests {
             var outputs: [String] = []
             for env in [environment(server), { var e = environment(server); e["TWITTER_ACCESS_TOKEN_SECRET"] = "wrong-\(mock.accessTokenSecret)"; return e }()] {
                 for arguments in [["pull", id], ["remove", id, "1"], ["flush"], ["flush", "--json"], ["status", "--json"], ["log", "--json"], ["outbox", "--json"]] {
-                    let result = try run(arguments, env)
+                    let result = try await run(arguments, env)
                     outputs += [result.stdout, result.stderr]
                 }
             }
             await server.beginOutage()
-            let down = try run(["flush", "--json"], environment(server))
+            let down = try await run(["flush", "--json"], environment(server))
             outputs += [down.stdout, down.stderr]
             try await server.endOutage()
             // argv is what every user of the machine can read (ps, /proc/PID/cmdline): a running
@@ -213,11 +213,11 @@ struct NetworkCommandTests {
                 #expect(argv.contains("watch"), "read the running process's argv")
                 outputs.append(argv)
                 kill(process.processIdentifier, SIGTERM)
-                process.waitUntilExit()
+                await process.exited()
             }
             // What keeps secrets out of argv: no option takes one (such flags are refused, 64).
             for flag in ["--consumer-key", "--consumer-secret", "--access-token", "--access-token-secret", "--token", "--password"] {
-                let refused = try run(["flush", flag, "x", "--db", db], environment(server))
+                let refused = try await run(["flush", flag, "x", "--db", db], environment(server))
                 #expect(refused.status == 64, "syncctl flush \(flag) must be refused: \(refused)")
                 outputs += [refused.stdout, refused.stderr]
             }
@@ -234,18 +234,18 @@ struct NetworkCommandTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2"])
             let env = environment(server)
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             let (process, out, _) = try Syncctl.start(["watch"], environment: env, folder: folder)
             let clock = ContinuousClock()
             let limit = clock.now + .seconds(30)
             while server.tweetIDs(of: id) != ["2"], clock.now < limit { try await Task.sleep(for: .milliseconds(20)) }
             #expect(server.tweetIDs(of: id) == ["2"])
             // An edit made by another process while it runs.
-            #expect(try run(["remove", id, "2"], env).status == 0)
+            #expect(try await run(["remove", id, "2"], env).status == 0)
             while server.tweetIDs(of: id) != [], clock.now < limit { try await Task.sleep(for: .milliseconds(20)) }
             #expect(server.tweetIDs(of: id) == [])
             kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationReason == .exit && process.terminationStatus == 0,
                     "\(String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self))")
             #expect(try rows(db, "SELECT count(*) FROM flusher_lease") == [["0"]])
@@ -278,13 +278,13 @@ struct MockServerProcessTests {
                    "TWITTER_ACCESS_TOKEN_SECRET": document["access_token_secret"] as? String ?? ""]
         // Signed and accepted (a rejected signature would exit 77); the collection is unknown and
         // this base URL has never answered before: 78.
-        let pull = try Syncctl.run(["pull", "custom-1"], environment: env, folder: folder)
+        let pull = try await Syncctl.run(["pull", "custom-1"], environment: env, folder: folder)
         #expect(pull.status == 78, "\(pull)")
         var wrong = env
         wrong["TWITTER_ACCESS_TOKEN_SECRET"] = "nope"
-        #expect(try Syncctl.run(["pull", "custom-1"], environment: wrong, folder: folder).status == 77)
+        #expect(try await Syncctl.run(["pull", "custom-1"], environment: wrong, folder: folder).status == 77)
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        await process.exited()
         #expect(process.terminationReason == .exit && process.terminationStatus == 0)
     }
 }

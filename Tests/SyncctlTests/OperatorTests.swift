@@ -17,8 +17,8 @@ struct OperatorTests {
                 "TWITTER_ACCESS_TOKEN": mock.accessToken, "TWITTER_ACCESS_TOKEN_SECRET": mock.accessTokenSecret]
     }
 
-    func run(_ arguments: [String], _ env: [String: String]) throws -> Run {
-        try Syncctl.run(arguments, environment: env, folder: folder)
+    func run(_ arguments: [String], _ env: [String: String]) async throws -> Run {
+        try await Syncctl.run(arguments, environment: env, folder: folder)
     }
 
     /// Waits (bounded) until `condition` holds, polling every few milliseconds on a thread of
@@ -56,21 +56,21 @@ struct OperatorTests {
             let mock = server.credentials
             let secrets = [mock.consumerKey, mock.consumerSecret, mock.accessToken, mock.accessTokenSecret]
             var env = environment(server)
-            #expect(try run(["pull", id], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 0)
             for level in ["trace", "debug", "info", "notice", "warning", "error", "critical"] {
                 for format in ["text", "json"] {
-                    #expect(try run(["remove", id, "1", "--log-level", level, "--log-format", format], env).status == 0)
+                    #expect(try await run(["remove", id, "1", "--log-level", level, "--log-format", format], env).status == 0)
                     server.failNext(1, status: 503, code: 130)
-                    var outputs = [try run(["flush", "--wait", "--deadline", "20", "--log-level", level, "--log-format", format], env)]
+                    var outputs = await [try run(["flush", "--wait", "--deadline", "20", "--log-level", level, "--log-format", format], env)]
                     #expect(outputs[0].status == 0, "\(outputs[0])")
-                    #expect(try run(["add", id, "1"], env).status == 0)
+                    #expect(try await run(["add", id, "1"], env).status == 0)
                     if level == "trace" {
                         env["TWITTER_ACCESS_TOKEN_SECRET"] = "wrong"
-                        outputs.append(try run(["flush", "--log-level", level, "--log-format", format], env))
+                        outputs.append(try await run(["flush", "--log-level", level, "--log-format", format], env))
                         env["TWITTER_ACCESS_TOKEN_SECRET"] = mock.accessTokenSecret
                         #expect(outputs[1].status == 77)
                     }
-                    #expect(try run(["flush"], env).status == 0)
+                    #expect(try await run(["flush"], env).status == 0)
                     for output in outputs {
                         for secret in secrets { #expect(!output.stderr.contains(secret) && !output.stdout.contains(secret), "\(level) \(format)") }
                         #expect(!output.stderr.contains("oauth_signature") && !output.stderr.contains("Authorization"))
@@ -100,9 +100,9 @@ struct OperatorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2"])
             let env = environment(server)
-            #expect(try run(["remove", id, "1", "2"], env).status == 0)
+            #expect(try await run(["remove", id, "1", "2"], env).status == 0)
             server.failNext(4, status: 503, code: 130)
-            let flush = try run(["flush", "--wait", "--deadline", "60", "--batch-size", "1", "--concurrency", "1"], env)
+            let flush = try await run(["flush", "--wait", "--deadline", "60", "--batch-size", "1", "--concurrency", "1"], env)
             #expect(flush.status == 0, "\(flush)")
             #expect(server.journal().count == 6, "four failures, two successes")
             let lines = flush.stderr.split(separator: "\n")
@@ -112,9 +112,9 @@ struct OperatorTests {
             let unreachable = try #require(lines.first { $0.contains("the API is unreachable") })
             #expect(unreachable.contains("warning") && unreachable.contains("http.status=503"))
             // -q: only the errors.
-            #expect(try run(["add", id, "1"], env).status == 0)
+            #expect(try await run(["add", id, "1"], env).status == 0)
             server.failNext(1, status: 503, code: 130)
-            let quiet = try run(["flush", "-q"], env)
+            let quiet = try await run(["flush", "-q"], env)
             #expect(quiet.status == 69 && quiet.stderr.split(separator: "\n").count == 1, "\(quiet)")
         }
     }
@@ -125,12 +125,12 @@ struct OperatorTests {
             let id = try server.createCollection(tweetIDs: ["1", "2"])
             var env = environment(server)
             env["TWITTER_ACCESS_TOKEN_SECRET"] = "wrong"
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             let (process, out, err) = try Syncctl.start(["watch", "--json"], environment: env, folder: folder)
             try await until("the rejection's event") { text(out).contains("auth_rejected") }
             #expect(process.isRunning, "watch keeps running after a rejection")
             kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationStatus == 0)
             let stderr = text(err)
             #expect(stderr.split(separator: "\n").filter { $0.contains("authentication rejected") }.count == 1, "\(stderr)")
@@ -148,8 +148,8 @@ struct OperatorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2", "3"])
             let env = environment(server)
-            #expect(try run(["pull", id], env).status == 0)
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             let (process, out, _) = try Syncctl.start(["watch", "--json"], environment: env, folder: folder)
             // The line reaches the pipe while watch runs: it is flushed at once.
             try await until("the applied event") { text(out).contains(#""event":"applied""#) }
@@ -157,16 +157,16 @@ struct OperatorTests {
             var state = server.snapshot()  // another device removes 2 on the server
             state.collections[0].entries.removeAll { $0.tweetID == "2" }
             _ = try server.seed(state)
-            #expect(try run(["remove", id, "2"], env).status == 0)  // already gone on the server: reconciled
+            #expect(try await run(["remove", id, "2"], env).status == 0)  // already gone on the server: reconciled
             try await until("the reconciled event") { text(out).contains(#""event":"reconciled""#) }
             await server.beginOutage()
-            #expect(try run(["remove", id, "3"], env).status == 0)
+            #expect(try await run(["remove", id, "3"], env).status == 0)
             try await until("the unreachable and waiting events") { text(out).contains(#""event":"waiting""#) }
             try await server.endOutage()
             try await until("the op applied after the outage") { server.tweetIDs(of: id) == [] }
             try await until("its event") { text(out).split(separator: "\n").filter { $0.contains(#""event":"applied""#) }.count == 2 }
             kill(process.processIdentifier, SIGINT)
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationStatus == 0)
             let lines = text(out).split(separator: "\n")
             let events = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], "\($0)") }
@@ -186,18 +186,18 @@ struct OperatorTests {
     func watchPrunes() async throws {
         try await withMockServer { server in
             let env = environment(server)
-            #expect(try run(["remove", "custom-1", "1"], env).status == 0)
-            #expect(try run(["discard", "1"], env).status == 0)
+            #expect(try await run(["remove", "custom-1", "1"], env).status == 0)
+            #expect(try await run(["discard", "1"], env).status == 0)
             // Op 1's two lines, made 40 and 39 days old (stamps keep rising with ids).
             let day: Int64 = 86_400_000
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             try execute(db, "UPDATE log SET hlc = ((\(now) - 40 * \(day) + id) << 16) WHERE op_id = 1")
-            #expect(try run(["remove", "custom-1", "2"], env).status == 0)
+            #expect(try await run(["remove", "custom-1", "2"], env).status == 0)
             let (process, _, err) = try Syncctl.start(["watch", "-v"], environment: env, folder: folder)
             let db = self.db
             try await until("the prune") { try rows(db, "SELECT count(*) FROM log WHERE op_id = 1") == [["0"]] }
             kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationStatus == 0)
             #expect(try rows(db, "SELECT count(*) FROM log WHERE op_id = 2") != [["0"]], "young lines stay")
             #expect(readText(err).contains("pruned the log: 2 events older than 30 days"), "\(readText(err))")
@@ -211,14 +211,14 @@ struct OperatorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2", "3"])
             let env = environment(server)
-            #expect(try run(["pull", id], env).status == 0)
-            #expect(try run(["remove", id, "1", "2", "3"], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 0)
+            #expect(try await run(["remove", id, "1", "2", "3"], env).status == 0)
             server.clearJournal()
             server.setLatency(.seconds(2))
             let (process, out, err) = try Syncctl.start(["flush", "--json", "--batch-size", "1", "--concurrency", "2"], environment: env, folder: folder)
             let pid = process.processIdentifier
             try await until("two requests on the wire") { server.journal().count == 2 } then: { kill(pid, SIGTERM) }
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationStatus == 75, "\(text(err))")
             let document = try #require(try JSONSerialization.jsonObject(with: Data(text(out).utf8)) as? [String: Any], "\(text(out))")
             #expect(document["applied"] as? Int == 2 && document["pending"] as? Int == 1 && document["sent"] as? Int == 2)
@@ -235,7 +235,7 @@ struct OperatorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["1", "2"])
             let env = environment(server)
-            #expect(try run(["remove", id, "1"], env).status == 0)
+            #expect(try await run(["remove", id, "1"], env).status == 0)
             server.setBlackhole(true)
             let (process, out, _) = try Syncctl.start(["flush", "--json"], environment: env, folder: folder)
             let pid = process.processIdentifier
@@ -244,7 +244,7 @@ struct OperatorTests {
                 signalled.now()
                 kill(pid, SIGTERM)
             }
-            process.waitUntilExit()
+            await process.exited()
             let waited = ContinuousClock.now - signalled.at!
             #expect(process.terminationStatus == 75)
             #expect(waited >= .seconds(4.5) && waited < .seconds(15), "\(waited)")
@@ -256,13 +256,13 @@ struct OperatorTests {
             let secondPID = second.processIdentifier
             try await until("the request on the wire") { server.journal().count == 2 } then: { kill(secondPID, SIGTERM) }
             try await until("the first signal's notice") { readText(secondErr).contains("SIGTERM") } then: { kill(secondPID, SIGINT) }
-            second.waitUntilExit()
+            await second.exited()
             #expect(second.terminationStatus == 75)
             #expect(readText(secondErr).contains("SIGINT again: stopped at once"), "out before the 5 s grace: \(readText(secondErr))")
             let document = try #require(try JSONSerialization.jsonObject(with: Data(text(secondOut).utf8)) as? [String: Any])
             #expect((document["error"] as? [String: Any])?["exit_code"] as? Int == 75)
             server.setBlackhole(false)
-            #expect(try run(["flush"], env).status == 0, "the next flush recovers the op left in flight")
+            #expect(try await run(["flush"], env).status == 0, "the next flush recovers the op left in flight")
             #expect(server.tweetIDs(of: id) == ["2"])
         }
     }
@@ -272,7 +272,7 @@ struct OperatorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: (1...450).map(String.init))
             let env = environment(server)
-            #expect(try run(["remove", id, "7"], env).status == 0)
+            #expect(try await run(["remove", id, "7"], env).status == 0)
             // What a pull would change (the replica's clock ticks when it starts, as any write does).
             func view() throws -> [[[String]]] {
                 try ["SELECT * FROM entries", "SELECT * FROM ops", "SELECT * FROM log", "SELECT * FROM collections"].map { try rows(db, $0) }
@@ -282,7 +282,7 @@ struct OperatorTests {
             let (process, out, _) = try Syncctl.start(["pull", id, "--json"], environment: env, folder: folder)
             let pid = process.processIdentifier
             try await until("the first page on the wire") { server.journal().count == 1 } then: { kill(pid, SIGTERM) }
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationStatus == 75)
             #expect(server.journal().count == 1, "no page after the signal")
             let document = try #require(try JSONSerialization.jsonObject(with: Data(text(out).utf8)) as? [String: Any], "\(text(out))")
@@ -298,7 +298,7 @@ struct OperatorTests {
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: (1...450).map(String.init))
             let env = environment(server)
-            #expect(try run(["add", id] + (1000...1599).map(String.init), env).status == 0)
+            #expect(try await run(["add", id] + (1000...1599).map(String.init), env).status == 0)
             server.setLatency(.milliseconds(60))
             let started = ContinuousClock.now
             let flush = try await Terminal.run(["flush", "--batch-size", "20", "--concurrency", "1"], environment: env, folder: folder)
@@ -323,7 +323,7 @@ struct OperatorTests {
                 let quiet = try await Terminal.run(["pull", id] + extra, environment: env, folder: folder)
                 #expect(!quiet.output.contains("page"), "\(extra)")
             }
-            let piped = try run(["pull", id], env)
+            let piped = try await run(["pull", id], env)
             #expect(!piped.stderr.contains("\u{1B}"))
         }
     }

@@ -8,11 +8,11 @@ struct PruneCommandTests {
     var db: String { folder.path("sync.sqlite") }
 
     func syncctl(_ arguments: String...) async throws -> Run {
-        try await Syncctl.runAsync(arguments, db: db, folder: folder)
+        try await Syncctl.run(arguments, db: db, folder: folder)
     }
 
     /// The ops' ids of the log's lines, in id order ("-" for a line with no op).
-    func loggedOps() throws -> [String] {
+    func loggedOps() async throws -> [String] {
         try rows(db, "SELECT coalesce(op_id, '-') FROM log ORDER BY id").map { $0[0] }
     }
 
@@ -25,17 +25,17 @@ struct PruneCommandTests {
             INSERT INTO log (hlc, replica_id, collection_id, tweet_id, event, op_id, winner, detail)
             SELECT hlc + 1, replica_id, 'custom-1', '1', 'conflict', 1, 'local', 'kept by default' FROM log ORDER BY id DESC LIMIT 1
             """)
-        #expect(try loggedOps() == ["1", "2", "3", "1", "1"])
+        await #expect(try loggedOps() == ["1", "2", "3", "1", "1"])
         // Everything logged so far is older than "0s" by the time the next process runs.
         let young = try await syncctl("prune")
         #expect(young.status == 0 && young.stdout == "pruned 0\n", "\(young)")
         let text = try await syncctl("prune", "--older-than", "0s")
         #expect(text.status == 0 && text.stdout == "pruned 2\n", "\(text)")
-        #expect(try loggedOps() == ["2", "3", "1"], "op 1's local_write and discarded went; the conflict stayed")
+        await #expect(try loggedOps() == ["2", "3", "1"], "op 1's local_write and discarded went; the conflict stayed")
         let json = try await syncctl("prune", "--older-than", "0s", "--conflicts", "--json")
         #expect(json.status == 0, "\(json)")
         #expect(json.stdout == "{\"pruned\":1}\n")
-        #expect(try loggedOps() == ["2", "3"])
+        await #expect(try loggedOps() == ["2", "3"])
     }
 
     static let badDurations = ["-1d", "30", "d", "1.5h", "30D", "30 d", " 30d", "abc", "+5m", "1e3s", "", "5w", "٣d",

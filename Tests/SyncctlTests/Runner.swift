@@ -27,9 +27,10 @@ enum Syncctl {
         return folder.appendingPathComponent("syncctl")
     }()
 
-    /// A started child process, its output going to files in `folder`; `onExit` is called when
-    /// it ends (set before it starts, so that no exit is missed).
-    static func start(_ arguments: [String], environment: [String: String], folder: TemporaryFolder,
+    /// A started child process, its output going to files in `folder`; its standard input is
+    /// `stdin` (a `FileHandle` or a `Pipe`), else empty; `onExit` is called when it ends (set
+    /// before it starts, so that no exit is missed).
+    static func start(_ arguments: [String], environment: [String: String], stdin: Any? = nil, folder: TemporaryFolder,
                       onExit: (@Sendable (Process) -> Void)? = nil) throws -> (Process, URL, URL) {
         let process = Process()
         process.executableURL = binary
@@ -44,21 +45,27 @@ enum Syncctl {
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = stdin ?? FileHandle.nullDevice
         process.terminationHandler = onExit
         try process.run()
         return (process, out, err)
     }
 
-    /// Runs to completion like ``run(_:db:environment:folder:)``, but awaits the exit instead of
-    /// blocking a thread: the test runner's pool has one thread per core, and tests that block
-    /// them all starve the others (their timers and in-process servers) while processes run.
-    static func runAsync(_ arguments: [String], db: String? = nil, environment: [String: String] = [:],
-                         folder: TemporaryFolder) async throws -> Run {
+    /// Runs to completion; `stdin` is written to a file that becomes the child's standard input.
+    ///
+    /// It awaits the exit instead of blocking a thread: the test runner's pool has one thread per
+    /// core, and tests that block them all starve the others (their timers, their deadlines and
+    /// the in-process servers' clients) while processes run.
+    static func run(_ arguments: [String], db: String? = nil, environment: [String: String] = [:], stdin: Data? = nil,
+                    folder: TemporaryFolder) async throws -> Run {
         var env = environment
         if let db { env["SYNCCTL_DB"] = db }
+        let input = stdin.map { _ in folder.url.appendingPathComponent("in-\(UUID().uuidString)") }
+        if let input, let stdin { try stdin.write(to: input) }
+        defer { if let input { try? FileManager.default.removeItem(at: input) } }
         let exited = AsyncStream<Int32>.makeStream(of: Int32.self, bufferingPolicy: .bufferingNewest(1))
-        let (_, out, err) = try start(arguments, environment: env, folder: folder) { process in
+        let (_, out, err) = try start(arguments, environment: env, stdin: try input.map { try FileHandle(forReadingFrom: $0) },
+                                      folder: folder) { process in
             exited.continuation.yield(process.terminationStatus)
             exited.continuation.finish()
         }
@@ -72,20 +79,18 @@ enum Syncctl {
                    stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
                    stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
+}
 
-    /// Runs to completion.
-    static func run(_ arguments: [String], db: String? = nil, environment: [String: String] = [:], folder: TemporaryFolder) throws -> Run {
-        var env = environment
-        if let db { env["SYNCCTL_DB"] = db }
-        let (process, out, err) = try start(arguments, environment: env, folder: folder)
-        process.waitUntilExit()
-        defer {
-            try? FileManager.default.removeItem(at: out)
-            try? FileManager.default.removeItem(at: err)
+extension Process {
+    /// Waits for the process's exit on a thread of its own, not on the test pool's.
+    func exited() async {
+        nonisolated(unsafe) let process = self
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread {
+                process.waitUntilExit()
+                continuation.resume()
+            }.start()
         }
-        return Run(status: process.terminationStatus,
-                   stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                   stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 }
 
