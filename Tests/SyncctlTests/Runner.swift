@@ -84,7 +84,7 @@ enum Syncctl {
 extension Process {
     /// Waits for the process's exit on a thread of its own, not on the test pool's.
     func exited() async {
-        nonisolated(unsafe) let process = self
+        let process = self
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread {
                 process.waitUntilExit()
