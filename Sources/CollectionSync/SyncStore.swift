@@ -19,6 +19,10 @@ public final class SyncStore: Sendable {
         public var busyTimeout: Duration = .seconds(5)
         /// The wall clock behind the HLC and every stored time.
         public var wallClock: WallClock = .system
+        /// How often observers (``SyncStore/observe(_:)``) look for other processes' commits
+        /// (`PRAGMA data_version`), while any observer is iterating; this store's own commits are
+        /// seen at once.
+        public var observationInterval: Duration = .milliseconds(50)
 
         public init() {}
     }
@@ -34,11 +38,23 @@ public final class SyncStore: Sendable {
     /// The path of the database file.
     public var path: String { database.path }
 
-    private init(database: DatabaseQueue, replicaID: String, wallClock: WallClock, logger: Logger) {
+    /// Wakes the observers after a commit (``observe(_:)``).
+    let changes: ChangeDetector
+
+    private init(database: DatabaseQueue, replicaID: String, wallClock: WallClock, logger: Logger, observationInterval: Duration) {
         self.database = database
         self.replicaID = replicaID
         self.wallClock = wallClock
         self.logger = logger
+        let changes = ChangeDetector(interval: observationInterval) { [database] in
+            try await database.read { db in
+                // The version is the pager's: a read first makes the connection look at the WAL.
+                _ = try db.queryFirst("SELECT 1 FROM replica", row: { $0.int64(0) })
+                return try db.queryFirst("PRAGMA data_version", row: { $0.int64(0) }) ?? 0
+            }
+        }
+        database.onCommit { [weak changes] in changes?.changed() }
+        self.changes = changes
     }
 
     /// Opens the database at `path`, creating it (mode 0600, parent folders included) and
@@ -73,7 +89,8 @@ public final class SyncStore: Sendable {
             return id
         }
         logger.debug("opened store", metadata: ["db.path": "\(path)", "replica.id": "\(replicaID)"])
-        return SyncStore(database: database, replicaID: replicaID, wallClock: wallClock, logger: logger)
+        return SyncStore(database: database, replicaID: replicaID, wallClock: wallClock, logger: logger,
+                         observationInterval: configuration.observationInterval)
     }
 
     // MARK: - Edits

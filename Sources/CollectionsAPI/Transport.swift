@@ -69,7 +69,10 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
     }
 
     /// Runs `body` with a transport that is shut down afterwards, whether `body` throws or not.
-    public static func withTransport<T: Sendable>(_ body: (AsyncHTTPClientTransport) async throws -> T) async throws -> T {
+    /// `body` runs in the caller's isolation (from `@MainActor` code too, like AsyncHTTPClient's
+    /// `withHTTPClient`).
+    public static func withTransport<T>(isolation: isolated (any Actor)? = #isolation,
+                                        _ body: (AsyncHTTPClientTransport) async throws -> T) async throws -> T {
         let transport = AsyncHTTPClientTransport()
         do {
             let result = try await body(transport)

@@ -252,6 +252,7 @@ public final class MockCollectionsServer: Sendable {
 
 /// Starts a mock server, runs `body` with it and shuts it down, whether `body` throws or not.
 public func withMockServer<T>(
+    isolation: isolated (any Actor)? = #isolation,
     configuration: MockConfiguration = MockConfiguration(),
     _ body: (MockCollectionsServer) async throws -> T
 ) async throws -> T {
