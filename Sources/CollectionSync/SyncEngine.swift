@@ -121,12 +121,24 @@ public final class SyncEngine: Sendable {
 
     /// A stream of progress events from now on. Ends when the subscriber stops iterating, or
     /// when ``run()`` returns (after the events it caused).
+    ///
+    /// Each stream buffers up to 10,000 events. A subscriber that falls further behind loses the
+    /// oldest: never silently, they are counted in ``droppedEvents`` and the first loss of each
+    /// stream is logged as a warning.
     public func events() -> AsyncStream<SyncEvent> { broadcaster.subscribe() }
+
+    /// Events lost by subscribers that fell more than 10,000 events behind (see ``events()``).
+    public var droppedEvents: Int { broadcaster.dropped }
 
     /// Ends every event stream given out so far.
     func finishEvents() { broadcaster.finish() }
 
-    func emit(_ event: SyncEvent) { broadcaster.emit(event) }
+    func emit(_ event: SyncEvent) {
+        if broadcaster.emit(event) > 0 {
+            logger.warning("a subscriber of the engine's events fell \(EventBroadcaster.capacity) events behind: it loses the oldest from now on",
+                           metadata: ["events.dropped": "\(broadcaster.dropped)"])
+        }
+    }
 
     /// Notes what a request got (or what followed from it), and logs and announces a change of
     /// the sync's health, once.

@@ -30,25 +30,51 @@ public enum SyncEvent: Sendable, Hashable {
 }
 
 /// Fans events out to every live subscriber; events with no subscriber are dropped.
+///
+/// Each subscriber has a buffer of ``capacity`` events. A subscriber that falls that far behind
+/// loses the oldest ones, never silently: they are counted (``dropped``) and the first loss of
+/// each subscriber is reported to the caller of ``emit(_:)`` to log.
 final class EventBroadcaster: Sendable {
-    private let subscribers = Mutex<[UInt64: AsyncStream<SyncEvent>.Continuation]>([:])
+    static let capacity = 10_000
+
+    private struct Subscriber {
+        let continuation: AsyncStream<SyncEvent>.Continuation
+        var dropping = false
+    }
+
+    private let subscribers = Mutex<[UInt64: Subscriber]>([:])
     private let nextID = Atomic<UInt64>(0)
+    private let droppedCount = Atomic<Int>(0)
+
+    /// Events lost by slow subscribers so far.
+    var dropped: Int { droppedCount.load(ordering: .relaxed) }
 
     func subscribe() -> AsyncStream<SyncEvent> {
-        let (stream, continuation) = AsyncStream<SyncEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let (stream, continuation) = AsyncStream<SyncEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.capacity))
         let id = nextID.add(1, ordering: .relaxed).newValue
         continuation.onTermination = { [weak self] _ in
             _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
         }
-        subscribers.withLock { $0[id] = continuation }
+        subscribers.withLock { $0[id] = Subscriber(continuation: continuation) }
         return stream
     }
 
-    func emit(_ event: SyncEvent) {
-        for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(event) }
+    /// Sends `event` to every subscriber; returns how many subscribers started losing events now.
+    @discardableResult
+    func emit(_ event: SyncEvent) -> Int {
+        var started = 0
+        for (id, subscriber) in subscribers.withLock({ Array($0) }) {
+            guard case .dropped = subscriber.continuation.yield(event) else { continue }
+            droppedCount.add(1, ordering: .relaxed)
+            if !subscriber.dropping {
+                subscribers.withLock { $0[id]?.dropping = true }
+                started += 1
+            }
+        }
+        return started
     }
 
     func finish() {
-        for continuation in subscribers.withLock({ Array($0.values) }) { continuation.finish() }
+        for subscriber in subscribers.withLock({ Array($0.values) }) { subscriber.continuation.finish() }
     }
 }

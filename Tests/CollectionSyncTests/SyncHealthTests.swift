@@ -1,7 +1,9 @@
 @testable import CollectionSync
 import CollectionsAPI
 import Foundation
+import Logging
 import Testing
+import TestSupport
 
 /// The engine's health, as the log and the events tell it: each change once, not once per retry.
 @Suite("Sync health: each change of state told once")
@@ -57,5 +59,27 @@ struct SyncHealthTests {
         #expect(health.observe(.failed(CollectionsAPIError(code: .cancelled, message: "cancelled"))).isEmpty)
         let invalid = CollectionsAPIError(code: .invalidRequest, message: "bad", httpStatus: 400, apiErrorCode: 44)
         #expect(health.observe(.failed(invalid)).map(\.message) == ["the API is reachable again"])
+    }
+}
+
+/// The engine's events: a slow subscriber loses the oldest beyond its buffer, counted and logged.
+@Suite("Events: a slow subscriber's losses are counted and logged, never silent")
+struct EventDropTests {
+    @Test("10,005 events to a subscriber that reads none: the 5 oldest dropped, counted, one warning")
+    func slowSubscriber() async throws {
+        let folder = TemporaryFolder()
+        let capture = LogCapture()
+        let store = try await openStore(folder)
+        let client = try CollectionsClient(baseURL: "https://api.example.test/1.1", credentials: .bearer("t"),
+                                           transport: ScriptedTransport { _ in ScriptedTransport.envelope() })
+        let engine = try SyncEngine(store: store, client: client, logger: Logger(label: "test") { _ in capture.handler })
+        let slow = engine.events()
+        for index in 0..<(EventBroadcaster.capacity + 5) {
+            engine.emit(.requestSent(endpoint: .curate, ops: index))
+        }
+        #expect(engine.droppedEvents == 5)
+        #expect(capture.lines.filter { $0.contains("fell 10000 events behind") }.count == 1, "\(capture.lines.suffix(3))")
+        var iterator = slow.makeAsyncIterator()
+        #expect(await iterator.next() == .requestSent(endpoint: .curate, ops: 5), "the oldest went")
     }
 }
