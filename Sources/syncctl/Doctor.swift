@@ -357,7 +357,7 @@ struct Diagnosis {
                 ("exit_code", .int(Int64(exitCode))),
             ]
             if let message {
-                members.append(("error", .object([("exit_code", .int(Int64(exitCode))), ("message", .string(message))])))
+                members.append(("error", Failure(exitCode: exitCode, message: message).json))
             }
             Console.shared.out(JSON.object(members).text)
         } else {

@@ -31,6 +31,12 @@ struct Failure: Error, CustomStringConvertible {
 
     static func usage(_ message: String) -> Failure { Failure(exitCode: Exit.usage, message: message) }
 
+    /// The contract's error object, `{"exit_code":N,"message":"..."}`: alone under `"error"` on an
+    /// error exit, or added to a command's usual document (flush, pull, doctor).
+    var json: JSON {
+        .object([("exit_code", .int(Int64(exitCode))), ("message", .string(message))])
+    }
+
     /// The contract's reading of any error a command can meet.
     init(_ error: any Error) {
         switch error {

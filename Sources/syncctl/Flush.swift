@@ -107,7 +107,7 @@ struct Flush: AsyncParsableCommand {
             ("next_attempt_at", jsonTime(result.nextAttemptAt)), ("dead_letters", .int(result.deadLetters)),
         ]
         if let failure {
-            members.append(("error", .object([("exit_code", .int(Int64(failure.exitCode))), ("message", .string(failure.message))])))
+            members.append(("error", failure.json))
         }
         let summary = "flush: sent \(result.sent), applied \(result.applied), already applied \(result.alreadyApplied), "
             + "failed \(result.failed), pending \(pending.map(String.init) ?? "?"), requests \(result.requests)"

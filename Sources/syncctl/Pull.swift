@@ -63,7 +63,7 @@ struct Pull: AsyncParsableCommand {
         var members: [(String, JSON)] = [("collection_id", .string(collection.rawValue)), ("entries", .int(entries)),
                                          ("remote_writes", .int(remoteWrites)), ("conflicts", .int(conflicts))]
         if let failure {
-            members.append(("error", .object([("exit_code", .int(Int64(failure.exitCode))), ("message", .string(failure.message))])))
+            members.append(("error", failure.json))
         }
         options.emit(.object(members), text: "\(collection): \(counted(entries, "entry", "entries")); \(counted(remoteWrites, "remote write", "remote writes")), "
             + counted(conflicts, "conflict", "conflicts"))

@@ -75,9 +75,7 @@ struct SyncCtl: AsyncParsableCommand {
         }
         tell(failure.message, level: .error)
         if json {
-            Console.shared.out(JSON.object([("error", .object([
-                ("exit_code", .int(Int64(failure.exitCode))), ("message", .string(failure.message)),
-            ]))]).text)
+            Console.shared.out(JSON.object([("error", failure.json)]).text)
         }
         Foundation.exit(failure.exitCode)
     }
