@@ -7,13 +7,6 @@ import TestSupport
 /// `syncctl flush` as a real process against the mock: crashes and concurrent flushers.
 @Suite("flush processes: SIGKILL at random moments, one flusher at a time")
 struct FlushProcessTests {
-    static func environment(_ server: MockCollectionsServer, db: String) -> [String: String] {
-        let credentials = server.credentials
-        return ["SYNCCTL_DB": db, "SYNCCTL_API_BASE": server.baseURL,
-                "TWITTER_CONSUMER_KEY": credentials.consumerKey, "TWITTER_CONSUMER_SECRET": credentials.consumerSecret,
-                "TWITTER_ACCESS_TOKEN": credentials.accessToken, "TWITTER_ACCESS_TOKEN_SECRET": credentials.accessTokenSecret]
-    }
-
     /// 20 trials by default; SYNCCTL_SOAK=1 runs 200.
     static let trials = ProcessInfo.processInfo.environment["SYNCCTL_SOAK"] == "1" ? 200 : 20
 
@@ -27,7 +20,7 @@ struct FlushProcessTests {
             for trial in 0..<Self.trials {
                 let id = try server.createCollection(tweetIDs: (1...40).map(String.init))
                 let db = folder.path("trial-\(trial).sqlite")
-                let env = Self.environment(server, db: db)
+                let env = Syncctl.environment(server, db: db)
                 // 20 removes and 20 adds, with an add and a remove coalesced on the way.
                 #expect(try await Syncctl.run(["remove", id] + (1...20).map(String.init), environment: env, folder: folder).status == 0)
                 #expect(try await Syncctl.run(["add", id] + (101...120).map(String.init), environment: env, folder: folder).status == 0)
@@ -58,7 +51,7 @@ struct FlushProcessTests {
             let folder = TemporaryFolder()
             let id = try server.createCollection(tweetIDs: (1...30).map(String.init))
             let db = folder.path("sync.sqlite")
-            let env = Self.environment(server, db: db)
+            let env = Syncctl.environment(server, db: db)
             #expect(try await Syncctl.run(["remove", id] + (1...30).map(String.init), environment: env, folder: folder).status == 0)
             let (first, _, _) = try Syncctl.start(["flush", "--batch-size", "1", "--concurrency", "1"], environment: env, folder: folder)
             // Wait (bounded) until the first flusher is sending: it then holds the lease.

@@ -11,15 +11,7 @@ struct NetworkCommandTests {
     var db: String { folder.path("sync.sqlite") }
 
     func environment(_ server: MockCollectionsServer, credentials: Bool = true) -> [String: String] {
-        var env = ["SYNCCTL_DB": db, "SYNCCTL_API_BASE": server.baseURL]
-        if credentials {
-            let mock = server.credentials
-            env["TWITTER_CONSUMER_KEY"] = mock.consumerKey
-            env["TWITTER_CONSUMER_SECRET"] = mock.consumerSecret
-            env["TWITTER_ACCESS_TOKEN"] = mock.accessToken
-            env["TWITTER_ACCESS_TOKEN_SECRET"] = mock.accessTokenSecret
-        }
-        return env
+        Syncctl.environment(server, db: db, credentials: credentials)
     }
 
     func run(_ arguments: [String], _ env: [String: String]) async throws -> Run {

@@ -10,12 +10,7 @@ struct OperatorTests {
     let folder = TemporaryFolder()
     var db: String { folder.path("sync.sqlite") }
 
-    func environment(_ server: MockCollectionsServer) -> [String: String] {
-        let mock = server.credentials
-        return ["SYNCCTL_DB": db, "SYNCCTL_API_BASE": server.baseURL,
-                "TWITTER_CONSUMER_KEY": mock.consumerKey, "TWITTER_CONSUMER_SECRET": mock.consumerSecret,
-                "TWITTER_ACCESS_TOKEN": mock.accessToken, "TWITTER_ACCESS_TOKEN_SECRET": mock.accessTokenSecret]
-    }
+    func environment(_ server: MockCollectionsServer) -> [String: String] { Syncctl.environment(server, db: db) }
 
     func run(_ arguments: [String], _ env: [String: String]) async throws -> Run {
         try await Syncctl.run(arguments, environment: env, folder: folder)
@@ -336,13 +331,6 @@ final class Moment: @unchecked Sendable {
 }
 
 func readText(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
-
-/// Runs `body` on a thread of its own, off the concurrency pool (for blocking waits).
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
-}
 
 /// Runs syncctl with stdout and stderr on a pseudo-terminal, as a person at a terminal sees it.
 enum Terminal {

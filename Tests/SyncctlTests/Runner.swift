@@ -1,3 +1,4 @@
+import CollectionsMock
 import Foundation
 import TestSupport
 
@@ -51,6 +52,20 @@ enum Syncctl {
         return (process, out, err)
     }
 
+    /// The environment of a syncctl run against `server` on the database `db`: its base URL
+    /// and, unless `credentials` is false, its test user's OAuth 1.0a credentials.
+    static func environment(_ server: MockCollectionsServer, db: String, credentials: Bool = true) -> [String: String] {
+        var env = ["SYNCCTL_DB": db, "SYNCCTL_API_BASE": server.baseURL]
+        if credentials {
+            let mock = server.credentials
+            env["TWITTER_CONSUMER_KEY"] = mock.consumerKey
+            env["TWITTER_CONSUMER_SECRET"] = mock.consumerSecret
+            env["TWITTER_ACCESS_TOKEN"] = mock.accessToken
+            env["TWITTER_ACCESS_TOKEN_SECRET"] = mock.accessTokenSecret
+        }
+        return env
+    }
+
     /// Runs to completion; `stdin` is written to a file that becomes the child's standard input.
     ///
     /// It awaits the exit instead of blocking a thread: the test runner's pool has one thread per
@@ -85,12 +100,14 @@ extension Process {
     /// Waits for the process's exit on a thread of its own, not on the test pool's.
     func exited() async {
         let process = self
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread {
-                process.waitUntilExit()
-                continuation.resume()
-            }.start()
-        }
+        _ = try? await onThread { process.waitUntilExit() }
+    }
+}
+
+/// Runs `body` on a thread of its own, off the concurrency pool (for blocking waits).
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
 
