@@ -20,7 +20,10 @@ struct Prune: AsyncParsableCommand {
     // .unconditional: "-3d" is a value to refuse with a reason, not an unknown option.
     @Option(name: .long, parsing: .unconditional,
             help: ArgumentHelp("Only events older than this: a whole number and s, m, h or d.", valueName: "duration"))
-    var olderThan = "30d"
+    var olderThan = Prune.defaultAge
+
+    /// The default age, also what `watch` prunes to once a day.
+    static let defaultAge = "30d"
 
     @Flag(name: .long, help: "Delete old conflict events too.")
     var conflicts = false

@@ -63,6 +63,7 @@ struct Watch: AsyncParsableCommand {
 
 extension Watch {
     /// How old the log's events get before `watch` prunes them: `syncctl prune`'s default.
+    /// (The same as `Prune.defaultAge`, "30d": a test holds them together.)
     static let pruneAge: Duration = .seconds(30 * 86_400)
     static let pruneInterval: Duration = .seconds(86_400)
 
@@ -72,7 +73,7 @@ extension Watch {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
                 let pruned = try await store.prune(olderThan: pruneAge)
-                logger.info("pruned the log: \(counted(pruned, "event", "events")) older than 30 days", metadata: ["log.deleted": "\(pruned)"])
+                logger.info("pruned the log: \(counted(pruned, "event", "events")) older than \(Prune.defaultAge)", metadata: ["log.deleted": "\(pruned)"])
             } catch {
                 logger.warning("could not prune the log (trying again in a day): \(Failure(error).message)")
             }

@@ -195,7 +195,7 @@ struct OperatorTests {
             await process.exited()
             #expect(process.terminationStatus == 0)
             #expect(try rows(db, "SELECT count(*) FROM log WHERE op_id = 2") != [["0"]], "young lines stay")
-            #expect(readText(err).contains("pruned the log: 2 events older than 30 days"), "\(readText(err))")
+            #expect(readText(err).contains("pruned the log: 2 events older than 30d"), "\(readText(err))")
         }
     }
 

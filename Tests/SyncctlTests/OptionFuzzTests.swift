@@ -54,6 +54,11 @@ struct OptionFuzzTests {
         #expect(longest?.deadline.timeLimit.map { $0 > .seconds(999_999_000) } == true)
     }
 
+    @Test("watch's daily prune uses prune's default age")
+    func watchPrunesLikePrune() throws {
+        #expect(try PruneAge.parse(Prune.defaultAge) == Watch.pruneAge)
+    }
+
     static func check(_ arguments: [String]) {
         _ = try? LogSettings.resolve(arguments, environment: [:])
         let (parsed, _) = BulkArguments.split(arguments)
