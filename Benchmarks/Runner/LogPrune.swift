@@ -1,6 +1,6 @@
 import ArgumentParser
 import CSQLite
-import CollectionSync
+@_spi(Worker) import CollectionSync
 import Foundation
 
 /// B12: the LWW log after `count` flushed ops, before and after a prune: rows and file size.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CollectionSync
+@_spi(Worker) import CollectionSync
 import CollectionsAPI
 import CollectionsMock
 import Foundation

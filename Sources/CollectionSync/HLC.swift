@@ -33,7 +33,7 @@ public struct HLC: Hashable, Sendable, Comparable, CustomStringConvertible {
 ///
 /// Every stamp is strictly greater than every earlier one, whatever the wall clock does (jumps
 /// back, stands still, or a burst arrives within one millisecond).
-public struct HybridLogicalClock: Sendable, Hashable {
+@_spi(Worker) public struct HybridLogicalClock: Sendable, Hashable {
     /// The last stamp issued (or observed).
     public private(set) var last: HLC
 

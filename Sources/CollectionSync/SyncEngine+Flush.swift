@@ -14,7 +14,7 @@ extension SyncEngine {
 
     /// Flushes while holding `lease`, until the round finishes.
     func drain(lease: FlusherLease, options: FlushOptions, stopwatch: Stopwatch) async throws -> FlushReport {
-        client.clockOffset = try await store.clockOffset(apiBase: apiBase)
+        client.setClockOffset(try await store.clockOffset(apiBase: apiBase))
         var settings = FlushRound.Settings()
         settings.batchSize = configuration.batchSize
         settings.concurrency = configuration.concurrency
@@ -111,7 +111,7 @@ extension SyncEngine {
     /// Signs with `offset` from the server's clock from now on (its persistence is the caller's:
     /// a flush commits it with the answer, a pull records it).
     func adopt(clockOffset offset: Duration) {
-        client.clockOffset = offset
+        client.setClockOffset(offset)
         logger.notice("corrected the clock from the server's Date header", metadata: ["clock.offset_ms": "\(offset.milliseconds)"])
     }
 

@@ -22,7 +22,7 @@ extension SyncEngine {
     public func pull(_ collection: CollectionID, timeLimit: Duration? = nil) async throws -> PullReport {
         let stopwatch = Stopwatch(configuration.clock)
         func remaining() -> Duration? { timeLimit.map { $0 - stopwatch.elapsed } }
-        client.clockOffset = try await store.clockOffset(apiBase: apiBase)
+        client.setClockOffset(try await store.clockOffset(apiBase: apiBase))
         let start = try await store.beginPull(of: collection)
         var skewRetried = false
         var fetched: (entries: [EntriesPage.Entry], timeline: Timeline?)

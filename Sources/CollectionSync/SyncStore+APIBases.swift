@@ -2,7 +2,7 @@ import CollectionsAPI
 import Foundation
 
 /// What the `x-rate-limit-*` headers said about one endpoint of one API base, on the local clock.
-public struct RateLimitState: Sendable, Hashable {
+@_spi(Worker) public struct RateLimitState: Sendable, Hashable {
     public let endpoint: Endpoint
     public let limit: Int?
     public let remaining: Int?
@@ -30,12 +30,12 @@ struct FlushGate: Sendable, Hashable {
 
 extension SyncStore {
     /// Records an endpoint's rate-limit state, so that later flushes and processes respect it.
-    public func recordRateLimit(_ state: RateLimitState, apiBase: String) async throws {
+    @_spi(Worker) public func recordRateLimit(_ state: RateLimitState, apiBase: String) async throws {
         try await write { tx in try tx.record(state, apiBase: apiBase) }
     }
 
     /// The recorded rate-limit state of every endpoint of `apiBase`.
-    public func rateLimits(apiBase: String) async throws -> [RateLimitState] {
+    @_spi(Worker) public func rateLimits(apiBase: String) async throws -> [RateLimitState] {
         try await database.read { db in
             try db.query("""
                 SELECT endpoint, limit_total, remaining, reset_at, blocked_until FROM rate_limits WHERE api_base = ? ORDER BY endpoint
@@ -50,24 +50,24 @@ extension SyncStore {
 
     /// Records that `apiBase` answered a request successfully: a later 404 from it can then mean
     /// a missing collection rather than a wrong base URL.
-    public func recordAPISuccess(apiBase: String) async throws {
+    @_spi(Worker) public func recordAPISuccess(apiBase: String) async throws {
         try await write { tx in try tx.recordAPISuccess(apiBase: apiBase) }
     }
 
     /// Whether `apiBase` has ever answered a request successfully.
-    public func hasAnsweredSuccessfully(apiBase: String) async throws -> Bool {
+    @_spi(Worker) public func hasAnsweredSuccessfully(apiBase: String) async throws -> Bool {
         try await database.read { db in try db.hasAnsweredSuccessfully(apiBase: apiBase) }
     }
 
     /// The clock offset learned for `apiBase` from a clock-skew answer (zero when none).
-    public func clockOffset(apiBase: String) async throws -> Duration {
+    @_spi(Worker) public func clockOffset(apiBase: String) async throws -> Duration {
         try await database.read { db in
             .milliseconds(try db.queryFirst("SELECT clock_offset_ms FROM api_bases WHERE url = ?", .text(apiBase)) { $0.int64(0) } ?? 0)
         }
     }
 
     /// Remembers the clock offset for `apiBase`, so that later processes sign with it.
-    public func recordClockOffset(_ offset: Duration, apiBase: String) async throws {
+    @_spi(Worker) public func recordClockOffset(_ offset: Duration, apiBase: String) async throws {
         try await write { tx in try tx.record(clockOffset: offset, apiBase: apiBase) }
     }
 

@@ -2,7 +2,7 @@ import CollectionsAPI
 import Foundation
 
 /// A flusher's hold on a database: one flusher per database at a time, across processes.
-public struct FlusherLease: Sendable, Hashable {
+@_spi(Worker) public struct FlusherLease: Sendable, Hashable {
     /// A random token naming this holder.
     public let holder: String
     public let expiresAt: Date
@@ -17,7 +17,7 @@ public struct LeaseHolder: Sendable, Hashable {
 }
 
 /// The answer to a request for the flusher lease.
-public enum LeaseAcquisition: Sendable, Hashable {
+@_spi(Worker) public enum LeaseAcquisition: Sendable, Hashable {
     case acquired(FlusherLease)
     /// Another live flusher holds it.
     case heldBy(LeaseHolder)
@@ -63,7 +63,7 @@ extension SyncStore {
     ///
     /// `host`, `pid` and `isAlive` name this flusher and probe others (defaults: this host, this
     /// process, a signal-0 probe); tests replace them.
-    public func acquireFlusherLease(
+    @_spi(Worker) public func acquireFlusherLease(
         ttl: Duration = .seconds(30),
         host: String? = nil,
         pid: Int32? = nil,
@@ -106,7 +106,7 @@ extension SyncStore {
     /// Extends a held lease by `ttl` from now; ``SyncError/Code/leaseNotHeld`` when it was taken
     /// over or has expired (another flusher may take an expired lease at any moment: its holder
     /// stops instead of racing it).
-    public func renewFlusherLease(_ lease: FlusherLease, ttl: Duration = .seconds(30)) async throws -> FlusherLease {
+    @_spi(Worker) public func renewFlusherLease(_ lease: FlusherLease, ttl: Duration = .seconds(30)) async throws -> FlusherLease {
         let ttlMillis = ttl.milliseconds
         return try await write { tx in
             try tx.db.run("UPDATE flusher_lease SET expires_at = ?1 WHERE singleton = 1 AND holder = ?2 AND expires_at > ?3",
@@ -119,7 +119,7 @@ extension SyncStore {
     }
 
     /// Whether `lease` is still this flusher's (not taken over, not expired).
-    public func holdsFlusherLease(_ lease: FlusherLease) async throws -> Bool {
+    @_spi(Worker) public func holdsFlusherLease(_ lease: FlusherLease) async throws -> Bool {
         let now = wallClock.nowMillis()
         return try await database.read { db in
             try db.queryFirst("SELECT 1 FROM flusher_lease WHERE singleton = 1 AND holder = ? AND expires_at > ?",
@@ -128,7 +128,7 @@ extension SyncStore {
     }
 
     /// Gives the lease up (if still held) and records the end of a flush.
-    public func releaseFlusherLease(_ lease: FlusherLease) async throws {
+    @_spi(Worker) public func releaseFlusherLease(_ lease: FlusherLease) async throws {
         try await write { tx in
             try tx.db.run("DELETE FROM flusher_lease WHERE singleton = 1 AND holder = ?", .text(lease.holder))
             try tx.db.run("UPDATE replica SET last_flush_at = ? WHERE singleton = 1", .integer(tx.wallMillis))

@@ -2,7 +2,7 @@ import CollectionsAPI
 import Foundation
 
 /// What the server's answer means for one in-flight op.
-public enum OpOutcome: Sendable, Hashable {
+@_spi(Worker) public enum OpOutcome: Sendable, Hashable {
     /// The change was applied.
     case applied
     /// The server already had the intent (`remove` + `not_found`, `add` + `duplicate`).
@@ -17,7 +17,7 @@ public enum OpOutcome: Sendable, Hashable {
 }
 
 /// The outcome of one op, for ``SyncStore/complete(_:lease:)``.
-public struct OpResult: Sendable, Hashable {
+@_spi(Worker) public struct OpResult: Sendable, Hashable {
     public let op: OpID
     public let outcome: OpOutcome
     /// The op's collection, when the caller has the op: its outcome is then committed with the
@@ -66,7 +66,7 @@ extension SyncStore {
     /// Claims up to `limit` due pending ops, oldest first, for the holder of `lease`: each is
     /// marked in flight and its attempt counted, committed before anything is sent. An op is
     /// never claimed while an older op of its key is pending or in flight.
-    public func claimDueOps(lease: FlusherLease, limit: Int) async throws -> [Op] {
+    @_spi(Worker) public func claimDueOps(lease: FlusherLease, limit: Int) async throws -> [Op] {
         guard limit > 0 else { return [] }
         return try await write(onQueue: true) { tx in
             try tx.requireLease(lease)
@@ -92,7 +92,7 @@ extension SyncStore {
     /// views, and the log. Results for ops this lease does not hold in flight (taken over after
     /// the lease expired) are ignored: their replay reconciles. Returns how many were committed.
     @discardableResult
-    public func complete(_ results: [OpResult], lease: FlusherLease) async throws -> Int {
+    @_spi(Worker) public func complete(_ results: [OpResult], lease: FlusherLease) async throws -> Int {
         try await write(onQueue: true) { tx in try tx.complete(results, holder: lease.holder) }
     }
 

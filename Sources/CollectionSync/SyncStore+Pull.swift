@@ -2,7 +2,7 @@ import CollectionsAPI
 import Foundation
 
 /// An entry of the server's collection, as a pull saw it.
-public struct RemoteEntry: Sendable, Hashable {
+@_spi(Worker) public struct RemoteEntry: Sendable, Hashable {
     public let tweet: TweetID
     /// The server's opaque `sort_index` (compared as an integer).
     public let sortIndex: String
@@ -37,7 +37,7 @@ public struct CollectionMetadata: Sendable, Hashable {
 }
 
 /// The moment a pull started: remote writes it finds are stamped against it.
-public struct PullStart: Sendable, Hashable {
+@_spi(Worker) public struct PullStart: Sendable, Hashable {
     public let collection: CollectionID
     public let hlc: HLC
     public let wallMillis: Int64
@@ -56,7 +56,7 @@ public struct PullReport: Sendable, Hashable {
 
 extension SyncStore {
     /// Marks the start of a pull of `collection`: call it before the first page is requested.
-    public func beginPull(of collection: CollectionID) async throws -> PullStart {
+    @_spi(Worker) public func beginPull(of collection: CollectionID) async throws -> PullStart {
         try await write { tx in PullStart(collection: collection, hlc: tx.tick(), wallMillis: tx.wallMillis) }
     }
 
@@ -66,7 +66,7 @@ extension SyncStore {
     ///
     /// Call it only when every page has arrived: a pull that fails before changes nothing.
     @discardableResult
-    public func mergePull(_ start: PullStart, entries remote: [RemoteEntry], metadata: CollectionMetadata?) async throws -> PullReport {
+    @_spi(Worker) public func mergePull(_ start: PullStart, entries remote: [RemoteEntry], metadata: CollectionMetadata?) async throws -> PullReport {
         try await write(onQueue: true) { tx in try tx.mergePull(start, remote, metadata) }
     }
 }

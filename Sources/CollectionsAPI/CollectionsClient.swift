@@ -57,9 +57,11 @@ public final class CollectionsClient: Sendable {
 
     /// Added to the wall clock for `oauth_timestamp`: the sync engine sets it from a 401/135
     /// answer's `Date` header to correct a skewed local clock.
-    public var clockOffset: Duration {
-        get { state.withLock { $0.clockOffset } }
-        set { state.withLock { $0.clockOffset = newValue } }
+    public var clockOffset: Duration { state.withLock { $0.clockOffset } }
+
+    /// Sets ``clockOffset``; only the sync engine does (it is part of this package, not of the API).
+    package func setClockOffset(_ offset: Duration) {
+        state.withLock { $0.clockOffset = offset }
     }
 
     /// The last rate-limit headers seen from `endpoint`.

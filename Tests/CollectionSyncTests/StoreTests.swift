@@ -1,5 +1,5 @@
 import CSQLite
-@testable import CollectionSync
+@_spi(Worker) @testable import CollectionSync
 import CollectionSyncSchema
 import Foundation
 import Testing

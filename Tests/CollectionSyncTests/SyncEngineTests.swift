@@ -1,4 +1,4 @@
-@testable import CollectionSync
+@_spi(Worker) @testable import CollectionSync
 import CollectionsAPI
 import Foundation
 import Synchronization

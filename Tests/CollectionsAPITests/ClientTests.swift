@@ -118,7 +118,7 @@ struct ClientTests {
         try await withTestServer({ _ in Self.ok(Self.emptyEnvelope) }) { server in
             let (client, transport) = try client(server)
             let serverDate = Date().addingTimeInterval(3_600)
-            client.clockOffset = .seconds(3_600)
+            client.setClockOffset(.seconds(3_600))
             _ = try await client.remove("5", from: "custom-1")
             let stamp = server.requests[0].header("authorization").flatMap(OAuth1.parseAuthorizationHeader)?
                 .first { $0.0 == "oauth_timestamp" }.flatMap { Double($0.1) }

@@ -1,4 +1,4 @@
-import CollectionSync
+@_spi(Worker) import CollectionSync
 import Foundation
 import Testing
 import TestSupport

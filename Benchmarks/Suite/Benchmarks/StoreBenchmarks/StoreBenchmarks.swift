@@ -1,5 +1,5 @@
 import Benchmark
-import CollectionSync
+@_spi(Worker) import CollectionSync
 import Foundation
 
 // The store's hot paths without network:
