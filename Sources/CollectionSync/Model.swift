@@ -18,6 +18,10 @@ public enum OpState: String, Sendable, Hashable, CaseIterable {
     case inFlight = "in_flight"
     /// Dead-lettered: the server refused it. Kept until retried or discarded.
     case failed
+    /// The server has its intent (it applied the op, or already had that intent): the op has left
+    /// the outbox. Only an event carries an op in this state (``SyncEvent/applied(_:)``,
+    /// ``SyncEvent/reconciled(_:)``); the outbox never lists one.
+    case applied
 }
 
 /// An op as the edit API returns it: what was queued.

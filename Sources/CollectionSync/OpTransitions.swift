@@ -190,6 +190,7 @@ extension WriteTransaction.CounterChange {
         case .pending: pending += count
         case .inFlight: inFlight += count
         case .failed: failed += count
+        case .applied: break  // out of the outbox: never counted
         }
     }
 }

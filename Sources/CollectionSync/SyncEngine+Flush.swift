@@ -182,6 +182,7 @@ extension SyncEngine {
         }
         var deadLetters: [(op: Op, reason: String)] = []
         for (op, result) in zip(commit.ops, commit.store.results) {
+            let op = op.answered(result.outcome)
             switch result.outcome {
             case .applied:
                 emit(.applied(op))

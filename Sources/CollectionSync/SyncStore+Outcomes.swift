@@ -16,6 +16,27 @@ import Foundation
     case release(error: String, until: Date? = nil)
 }
 
+extension Op {
+    /// This op as it is once `outcome` is committed: what an event about it carries.
+    func answered(_ outcome: OpOutcome) -> Op {
+        switch outcome {
+        case .applied, .alreadyApplied:
+            with(state: .applied, nextAttemptAt: nil, lastError: nil)
+        case .failed(let reason):
+            with(state: .failed, nextAttemptAt: nil, lastError: reason)
+        case .retry(let at, let error):
+            with(state: .pending, nextAttemptAt: at, lastError: error)
+        case .release(let error, let until):
+            with(state: .pending, attempts: max(attempts - 1, 0), nextAttemptAt: until, lastError: error)
+        }
+    }
+
+    private func with(state: OpState, attempts: Int? = nil, nextAttemptAt: Date?, lastError: String?) -> Op {
+        Op(id: id, kind: kind, collection: collection, tweet: tweet, state: state, hlc: hlc, createdAt: createdAt,
+           attempts: attempts ?? self.attempts, nextAttemptAt: nextAttemptAt, lastError: lastError)
+    }
+}
+
 /// The outcome of one op, for ``SyncStore/complete(_:lease:)``.
 @_spi(Worker) public struct OpResult: Sendable, Hashable {
     public let op: OpID

@@ -294,7 +294,8 @@ extension Op {
     static let columns = "id, kind, collection_id, tweet_id, state, hlc, created_at, attempts, next_attempt_at, last_error"
 
     init(row: Statement) throws {
-        guard let kind = OpKind(rawValue: row.string(1)), let state = OpState(rawValue: row.string(4)) else {
+        guard let kind = OpKind(rawValue: row.string(1)), let state = OpState(rawValue: row.string(4)),
+              state != .applied else {
             throw SyncError(code: .databaseCorrupt, message: "op \(row.int64(0)) has an unknown kind or state")
         }
         self.init(

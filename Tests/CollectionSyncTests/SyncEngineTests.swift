@@ -60,6 +60,40 @@ struct SyncEngineTests {
         #expect(events.contains(.alreadyRemoved) && events.contains(.alreadyPresent) && events.filter { $0 == .failed }.count == 2)
     }
 
+    @Test("events carry each op as it is after the event: applied and reconciled have left the outbox, a dead letter is failed with its reason")
+    func eventsCarryTheOpAfterwards() async throws {
+        let transport = ScriptedTransport { sent in
+            ScriptedTransport.envelope(sent.changes.compactMap { change in
+                switch change.tweetID {
+                case "2": (change, "not_found")
+                case "3": (change, "some_new_reason")
+                default: nil
+                }
+            })
+        }
+        let engine = try await engine(transport)
+        let events = engine.events()
+        let queued = try await engine.store.remove([tweet(1), tweet(2), tweet(3)], from: c1)
+        _ = try await engine.flush()
+        var seen: [OpID: (String, Op)] = [:]
+        for await event in events {
+            switch event {
+            case .applied(let op): seen[op.id] = ("applied", op)
+            case .reconciled(let op): seen[op.id] = ("reconciled", op)
+            case .failed(let op, _): seen[op.id] = ("failed", op)
+            case .stopped: break
+            default: continue
+            }
+            if case .stopped = event { break }
+        }
+        #expect(seen[queued[0].id]?.0 == "applied" && seen[queued[0].id]?.1.state == .applied)
+        #expect(seen[queued[1].id]?.0 == "reconciled" && seen[queued[1].id]?.1.state == .applied)
+        let dead = try #require(seen[queued[2].id])
+        #expect(dead.0 == "failed" && dead.1.state == .failed && dead.1.lastError == "some_new_reason")
+        #expect(try await engine.store.op(queued[2].id) == dead.1, "the event's op is the outbox's")
+        #expect(seen.values.allSatisfy { $0.1.attempts == 1 })
+    }
+
     @Test("batch size 1 uses entries/add and entries/remove")
     func singleEndpoints() async throws {
         let transport = ScriptedTransport { _ in ScriptedTransport.envelope() }
