@@ -119,8 +119,10 @@ public final class SyncEngine: Sendable {
         self.logger = logger
     }
 
-    /// A stream of progress events from now on. Ends when the subscriber stops iterating, or
-    /// when ``run()`` returns (after the events it caused).
+    deinit { broadcaster.finish() }
+
+    /// A stream of progress events from now on. Ends when the subscriber stops iterating, when
+    /// ``run()`` returns (after the events it caused), or when the engine is released.
     ///
     /// Each stream buffers up to 10,000 events. A subscriber that falls further behind loses the
     /// oldest: never silently, they are counted in ``droppedEvents`` and the first loss of each

@@ -82,4 +82,19 @@ struct EventDropTests {
         var iterator = slow.makeAsyncIterator()
         #expect(await iterator.next() == .requestSent(endpoint: .curate, ops: 5), "the oldest went")
     }
+
+    @Test("a subscriber's stream ends when the engine is released")
+    func endsWithTheEngine() async throws {
+        let folder = TemporaryFolder()
+        let store = try await openStore(folder)
+        let client = try CollectionsClient(baseURL: "https://api.example.test/1.1", credentials: .bearer("t"),
+                                           transport: ScriptedTransport { _ in ScriptedTransport.envelope() })
+        var engine: SyncEngine? = try SyncEngine(store: store, client: client)
+        let events = try #require(engine).events()
+        engine?.emit(.requestSent(endpoint: .curate, ops: 1))
+        engine = nil
+        var received: [SyncEvent] = []
+        for await event in events { received.append(event) }
+        #expect(received == [.requestSent(endpoint: .curate, ops: 1)], "the buffered event, then the end")
+    }
 }
