@@ -76,9 +76,9 @@ enum AnswerPolicy {
         case .transient, .network, .timeout, .malformedResponse, .unexpectedStatus:
             return .backOff
         case .authentication, .forbidden, .clockSkew:
-            return .stop(.authentication(error.description))
+            return .stop(.authentication(error))
         case .notFound where error.apiErrorCode != 34:
-            return .stop(.configuration("\(context.apiBase) answered 404 without the API's error envelope (code 34): check the API base URL"))
+            return .stop(.configuration(misconfigured("\(context.apiBase) answered 404 without the API's error envelope (code 34): check the API base URL", error)))
         case .notFound:
             // Also from a base that never answered: a mistyped collection is then told as such
             // (``confirmation(_:_:)``), though it still stops the flush as a configuration error.
@@ -90,7 +90,7 @@ enum AnswerPolicy {
         case .cancelled:
             return .stop(.cancelled)
         default:  // .permanent, .configuration, .tooManyChanges, .invalidArgument: our bug or our configuration
-            return .stop(.configuration(error.description))
+            return .stop(.configuration(error))
         }
     }
 
@@ -100,7 +100,7 @@ enum AnswerPolicy {
     /// never answered is a configuration stop that names the collection first.
     static func confirmation(_ show: CollectionsAPIError?, _ context: Context) -> Failure {
         guard let show else {
-            return .stop(.configuration("\(context.apiBase) answered 404 for \(context.collection) but collections/show finds it: check the API base URL"))
+            return .stop(.configuration(misconfigured("\(context.apiBase) answered 404 for \(context.collection) but collections/show finds it: check the API base URL", nil)))
         }
         switch show.code {
         case .notFound where show.apiErrorCode == 34 && context.answeredBefore:
@@ -108,17 +108,23 @@ enum AnswerPolicy {
         case .notFound where show.apiErrorCode == 34:
             // The envelope looks like the API's, but this base URL never answered successfully: it
             // may still be the wrong server, so nothing is dead-lettered (semantics.md, the 404 rows).
-            return .stop(.configuration("no collection \(context.collection) at \(context.apiBase) (collections/show says so too): "
-                + "check the collection id; this base URL has never answered successfully before, so check the API base URL too"))
+            return .stop(.configuration(misconfigured("no collection \(context.collection) at \(context.apiBase) (collections/show says so too): "
+                + "check the collection id; this base URL has never answered successfully before, so check the API base URL too", show)))
         case .notFound:
-            return .stop(.configuration("\(context.apiBase) answered collections/show with a 404 that is not the API's: check the API base URL"))
+            return .stop(.configuration(misconfigured("\(context.apiBase) answered collections/show with a 404 that is not the API's: check the API base URL", show)))
         case .authentication, .forbidden, .clockSkew:
-            return .stop(.authentication(show.description))
+            return .stop(.authentication(show))
         case .cancelled:
             return .stop(.cancelled)
         default:
             return .backOff
         }
+    }
+
+    /// A configuration stop the engine diagnosed itself: `why`, with the status and API code of
+    /// the answer it comes from.
+    private static func misconfigured(_ why: String, _ answer: CollectionsAPIError?) -> CollectionsAPIError {
+        CollectionsAPIError(code: .configuration, message: why, httpStatus: answer?.httpStatus, apiErrorCode: answer?.apiErrorCode)
     }
 
     // MARK: - Time from the server

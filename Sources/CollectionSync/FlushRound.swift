@@ -321,7 +321,7 @@ struct FlushRound {
                 }
             }
             sawTransient = true
-            report.unreachable = message
+            report.unreachable = error
             return [.emit(.retryScheduled(ops: request.ops.count, at: Date(millis: at), error: message))]
         case .stop(let reason):
             commit.add(request.ops, .release(error: reason.message ?? message))
@@ -463,7 +463,7 @@ extension FlushReport.StopReason {
     /// The reason's own message, for the ops it puts back.
     var message: String? {
         switch self {
-        case .authentication(let why), .configuration(let why): why
+        case .authentication(let error), .configuration(let error): error.description
         case .cancelled: "cancelled"
         default: nil
         }

@@ -17,7 +17,8 @@ extension SyncEngine {
     /// - Parameter timeLimit: how long the pull may take, on the engine's clock.
     /// - Throws: ``CollectionsAPIError``: ``CollectionsAPIError/Code/notFound`` for a collection
     ///   the API confirms is gone, ``CollectionsAPIError/Code/configuration`` for a base URL that
-    ///   does not serve the API, the answer's own error otherwise; ``SyncError`` for the database.
+    ///   does not serve the API, the answer's own error otherwise (the error a flush reports for
+    ///   the same answer: "Errors" in ``SyncEngine``); ``SyncError`` for the database.
     @discardableResult
     public func pull(_ collection: CollectionID, timeLimit: Duration? = nil) async throws -> PullReport {
         let stopwatch = Stopwatch(configuration.clock)
@@ -44,8 +45,8 @@ extension SyncEngine {
                     skewRetried = true
                 case .confirmMissing:
                     throw try await confirmMissing(collection, context, after: error, timeout: remaining())
-                case .stop(.configuration(let why)) where error.code == .notFound:
-                    throw CollectionsAPIError(code: .configuration, message: why, httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
+                case .stop(.configuration(let stop)) where error.code == .notFound:
+                    throw stop
                 default:
                     throw error
                 }
@@ -107,8 +108,8 @@ extension SyncEngine {
         case .fail:
             return CollectionsAPIError(code: .notFound, message: "no collection \(collection) at \(apiBase)",
                                        httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
-        case .stop(.configuration(let why)):
-            return CollectionsAPIError(code: .configuration, message: why, httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
+        case .stop(.configuration(let stop)):
+            return stop
         default:
             return shown ?? error
         }

@@ -16,10 +16,12 @@ public struct FlushReport: Sendable, Hashable {
         case rateLimited(until: Date)
         /// The deadline passed with ops pending.
         case deadline
-        /// The API rejected the credentials (401/403, 400/215); ops are kept, attempts not counted.
-        case authentication(String)
-        /// The configuration is unusable (a base URL that does not serve the API, ...); ops kept.
-        case configuration(String)
+        /// The API rejected the credentials (401/403, 400/215): the error a pull would throw for
+        /// the same answer. Ops are kept, attempts not counted.
+        case authentication(CollectionsAPIError)
+        /// The configuration is unusable (a base URL that does not serve the API, a collection id
+        /// it does not know, ...): the error a pull would throw. Ops are kept.
+        case configuration(CollectionsAPIError)
         /// Another flusher holds the lease.
         case leaseHeld(LeaseHolder)
         /// The flush's task was cancelled, or its service group shut down (see ``SyncEngine/flush(_:)``).
@@ -42,8 +44,8 @@ public struct FlushReport: Sendable, Hashable {
     /// The earliest time a pending op becomes due.
     public var nextAttemptAt: Date?
     /// The last transient failure (network, timeout, 5xx, malformed answer) if the last attempt
-    /// of the flush failed that way: the API could not be reached.
-    public var unreachable: String?
+    /// of the flush failed that way: the API could not be reached. A pull throws the same error.
+    public var unreachable: CollectionsAPIError?
     public var stopReason: StopReason = .drained
 
     public init() {}
@@ -66,9 +68,23 @@ public struct FlushOptions: Sendable {
 
 /// The sync worker: replays the outbox against the Collections API and pulls collections.
 ///
-/// A flush is a ``FlushRound`` (the decisions, no I/O) driven by this engine (SyncEngine+Flush.swift:
-/// claim, send, commit, sleep), under the flusher lease, which a heartbeat child task renews.
+/// ## Errors
+/// One model for ``flush(_:)`` and ``pull(_:timeLimit:)``; every error keeps its code:
+/// - The **local database** failing throws ``SyncError`` from both (``SyncError/Code``).
+/// - The **API** failing is a ``CollectionsAPIError`` in both, decided by the same rules
+///   (semantics.md's classification table). A pull is one thing that either merges or changes
+///   nothing, so it throws that error. A flush is many independent ops, so it never throws an
+///   API error: each op's fate is in the outbox (and in ``events()``), and what stopped the flush
+///   is in its report: the very error a pull would throw for the same answer, in
+///   ``FlushReport/StopReason/authentication(_:)``, ``FlushReport/StopReason/configuration(_:)``
+///   or ``FlushReport/unreachable``.
+/// - Cancellation: a pull throws ``CollectionsAPIError/Code/cancelled``; a flush reports
+///   ``FlushReport/StopReason/cancelled``.
 public final class SyncEngine: Sendable {
+    // A flush is a `FlushRound` (the decisions, no I/O) driven by this engine
+    // (SyncEngine+Flush.swift: claim, send, commit, sleep), under the flusher lease, which a
+    // heartbeat child task renews.
+
     /// How the engine works. Defaults are the spec's.
     public struct Configuration: Sendable {
         /// Changes per `entries/curate` request, 1...100; 1 uses `entries/add` / `entries/remove`.
@@ -155,7 +171,8 @@ public final class SyncEngine: Sendable {
 
     /// Replays due ops: takes the flusher lease, claims due ops, sends them in batches (up to
     /// ``Configuration/concurrency`` requests at once), commits every answer, and returns why it
-    /// stopped. Database failures throw ``SyncError``; API failures are in the report.
+    /// stopped. Database failures throw ``SyncError``; API failures are in the report (see
+    /// "Errors" in ``SyncEngine``).
     ///
     /// Two ways to stop it early, both ending in a report with ``FlushReport/StopReason/cancelled``
     /// and the lease released:

@@ -61,7 +61,7 @@ struct Demo: AsyncParsableCommand {
             say("   -> recorded at once, offline: the local view has \(counted(try await store.entries(of: collection).count, "entry", "entries")); \(ops(removed.count)) wait in the outbox")
 
             let down = try await engine.flush()
-            say("4. syncctl flush  ->  the API could not be reached (\(down.unreachable ?? "no answer")); \(ops(down.pending)) kept for later")
+            say("4. syncctl flush  ->  the API could not be reached (\(down.unreachable?.description ?? "no answer")); \(ops(down.pending)) kept for later")
             document.append(("flush_during_outage", .object([("applied", .int(down.applied)), ("pending", .int(down.pending))])))
 
             try await server.endOutage()

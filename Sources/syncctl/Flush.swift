@@ -64,8 +64,8 @@ struct Flush: AsyncParsableCommand {
     /// The contract's exit code for a flush report (78, 77, 69, 75, 65 in that order of precedence).
     static func exitCode(_ report: FlushReport, interruptedBy signal: String? = nil) -> (Int32, String) {
         switch report.stopReason {
-        case .configuration(let why): return (Exit.config, why)
-        case .authentication(let why): return (Exit.auth, why)
+        case .configuration(let error): return (Exit.config, error.description)
+        case .authentication(let error): return (Exit.auth, error.description)
         default: break
         }
         if report.pending > 0, let unreachable = report.unreachable { return (Exit.unavailable, "the API could not be reached: \(unreachable)") }

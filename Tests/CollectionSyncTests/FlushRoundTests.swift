@@ -135,7 +135,7 @@ struct FlushRoundTests {
             #expect(driver.on(.claimed([])) == [])
             let end = driver.commit(failed)
             guard case .finish(let report) = end.first else { Issue.record("\(error.code): \(end)"); continue }
-            #expect(report.stopReason == .notDue && report.unreachable == error.description, "\(error.code)")
+            #expect(report.stopReason == .notDue && report.unreachable == error, "\(error.code)")
         }
     }
 
@@ -249,7 +249,7 @@ struct FlushRoundTests {
         #expect(released == [.release(error: error.description), .release(error: "not sent: the flush stopped")])
         let end = driver.commit(failed)
         guard case .finish(let report) = end.last else { Issue.record("\(end)"); return }
-        #expect(report.stopReason == .authentication(error.description) && report.requests == 1)
+        #expect(report.stopReason == .authentication(error) && report.requests == 1)
     }
 
     @Test("401 / 135: re-signed with the offset from the server's Date header and sent again once; a second 135 stops the flush")
@@ -268,7 +268,7 @@ struct FlushRoundTests {
         _ = driver.on(.claimed([]))
         let end = driver.commit(corrected) + driver.commit(again)
         guard case .finish(let report) = end.last else { Issue.record("\(end)"); return }
-        #expect(report.stopReason == .authentication(skew.description) && report.requests == 2)
+        #expect(report.stopReason == .authentication(skew) && report.requests == 2)
     }
 
     @Test("400 / 422 for a batch: split in halves until the bad change is alone; that one fails, the rest go on", arguments: [400, 422])
@@ -344,7 +344,7 @@ struct FlushRoundTests {
         #expect(AnswerPolicy.confirmation(Self.apiError(.transient, status: 503), context) == .backOff)
         #expect(AnswerPolicy.confirmation(Self.apiError(.network), context) == .backOff)
         let rejected = Self.apiError(.authentication, status: 401, apiCode: 89)
-        #expect(AnswerPolicy.confirmation(rejected, context) == .stop(.authentication(rejected.description)))
+        #expect(AnswerPolicy.confirmation(rejected, context) == .stop(.authentication(rejected)))
     }
 
     @Test("the failure rows of the table, decided by one function")
@@ -359,12 +359,12 @@ struct FlushRoundTests {
             (Self.apiError(.unexpectedStatus, status: 418), .backOff),
             (Self.apiError(.rateLimited, status: 429, apiCode: 88), .rateLimited),
             (Self.apiError(.clockSkew, status: 401, apiCode: 135, serverDate: date), .correctClock(serverDate: date)),
-            (Self.apiError(.clockSkew, status: 401, apiCode: 135), .stop(.authentication("x: clockSkew (HTTP 401, code 135)"))),
-            (Self.apiError(.forbidden, status: 403, apiCode: 64), .stop(.authentication("x: forbidden (HTTP 403, code 64)"))),
+            (Self.apiError(.clockSkew, status: 401, apiCode: 135), .stop(.authentication(Self.apiError(.clockSkew, status: 401, apiCode: 135)))),
+            (Self.apiError(.forbidden, status: 403, apiCode: 64), .stop(.authentication(Self.apiError(.forbidden, status: 403, apiCode: 64)))),
             (Self.apiError(.invalidRequest, status: 422), .bisect),
             (Self.apiError(.notFound, status: 404, apiCode: 34), .confirmMissing),
             (Self.apiError(.cancelled), .stop(.cancelled)),
-            (Self.apiError(.permanent, status: 400, apiCode: 86), .stop(.configuration("x: permanent (HTTP 400, code 86)"))),
+            (Self.apiError(.permanent, status: 400, apiCode: 86), .stop(.configuration(Self.apiError(.permanent, status: 400, apiCode: 86)))),
         ]
         for (error, expected) in rows {
             #expect(AnswerPolicy.failure(error, context) == expected, "\(error)")

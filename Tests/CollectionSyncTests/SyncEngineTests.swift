@@ -94,6 +94,38 @@ struct SyncEngineTests {
         #expect(seen.values.allSatisfy { $0.1.attempts == 1 })
     }
 
+    @Test("one error model: the answer that stops a flush is the error a pull throws, with its codes", arguments: [
+        (401, 89, CollectionsAPIError.Code.authentication),
+        (403, 64, .forbidden),
+        (400, 86, .permanent),
+    ])
+    func oneErrorModel(status: Int, apiCode: Int, code: CollectionsAPIError.Code) async throws {
+        let engine = try await engine(ScriptedTransport { _ in ScriptedTransport.apiError(status, apiCode) })
+        try await engine.store.remove([tweet(1)], from: c1)
+        let report = try await engine.flush()
+        let stopped: CollectionsAPIError
+        switch report.stopReason {
+        case .authentication(let error), .configuration(let error): stopped = error
+        default: Issue.record("\(report.stopReason)"); return
+        }
+        let thrown = try await #require(throws: CollectionsAPIError.self) { try await engine.pull(c1) }
+        #expect([thrown.code, stopped.code] == [code, code])
+        #expect([thrown.httpStatus, stopped.httpStatus] == [status, status] && [thrown.apiErrorCode, stopped.apiErrorCode] == [apiCode, apiCode])
+        #expect(try await engine.store.outbox().count == 1, "the op is kept")
+    }
+
+    @Test("one error model: an unreachable API is reported by a flush and thrown by a pull as the same error")
+    func oneErrorModelUnreachable() async throws {
+        let engine = try await engine(ScriptedTransport { _ in ScriptedTransport.apiError(503, 130) })
+        try await engine.store.remove([tweet(1)], from: c1)
+        let report = try await engine.flush()
+        let unreachable = try #require(report.unreachable)
+        let thrown = try await #require(throws: CollectionsAPIError.self) { try await engine.pull(c1) }
+        for error in [unreachable, thrown] {
+            #expect(error.code == .transient && error.httpStatus == 503 && error.apiErrorCode == 130)
+        }
+    }
+
     @Test("batch size 1 uses entries/add and entries/remove")
     func singleEndpoints() async throws {
         let transport = ScriptedTransport { _ in ScriptedTransport.envelope() }
