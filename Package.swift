@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
+        // The library emits metrics; the application chooses (and bootstraps) the backend.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -51,6 +53,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // A flush and the watch loop stop gracefully on a service group's shutdown.
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // The remote API: requests, OAuth signer, response models, error classes, transport.
@@ -62,6 +65,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // The mock API server, directly on SwiftNIO (the faults need channel-level control:
@@ -138,7 +142,8 @@ let package = Package(
             name: "SyncIntegrationTests",
             dependencies: ["CollectionSync", "CollectionsAPI", "CollectionsMock", "TestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based"),
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(
             name: "SyncctlTests",

@@ -68,7 +68,9 @@ extension SyncEngine {
                             emit(event)
                             switch event {
                             case .retryScheduled(let ops, let at, let error): observe(.backingOff(ops: ops, until: at, error: error))
-                            case .waitingForRateLimit(let endpoint, let until): observe(.rateLimited(endpoint, until: until))
+                            case .waitingForRateLimit(let endpoint, let until):
+                                observe(.rateLimited(endpoint, until: until))
+                                metrics.rateLimited(endpoint, now: store.wallClock.nowMillis(), until: until.millis)
                             default: break
                             }
                         }
@@ -182,6 +184,7 @@ extension SyncEngine {
         }
         var deadLetters: [(op: Op, reason: String)] = []
         for (op, result) in zip(commit.ops, commit.store.results) {
+            metrics.answered(op, result.outcome)
             let op = op.answered(result.outcome)
             switch result.outcome {
             case .applied:

@@ -60,6 +60,8 @@ extension SyncEngine {
         }
         let report = try await store.mergePull(start, entries: remote, metadata: metadata)
         emit(.pulled(report))
+        // A pull can cancel queued ops (a remote write newer than the edit).
+        if let status = try? await store.status() { metrics.queue(status, now: store.wallClock.now()) }
         logger.info("pulled", metadata: ["collection.id": "\(collection)", "pull.entries": "\(report.entries)",
                                          "pull.remote_writes": "\(report.remoteWrites)", "pull.conflicts": "\(report.conflicts)"])
         return report

@@ -1,4 +1,5 @@
 import CollectionsAPI
+import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -105,6 +106,10 @@ public final class SyncEngine: Sendable {
         public var jitter: @Sendable () -> Double = { Double.random(in: 0...1) }
         /// How often the watch loop looks for new or newly due ops.
         public var watchInterval: Duration = .seconds(1)
+        /// Where the engine's metrics go (names and dimensions: the "Metrics" article); nil:
+        /// the process's `MetricsSystem`, as bootstrapped when the engine is made (nothing when
+        /// it was not). The library never bootstraps it.
+        public var metricsFactory: (any MetricsFactory)?
 
         public init() {}
     }
@@ -113,6 +118,7 @@ public final class SyncEngine: Sendable {
     public let client: CollectionsClient
     let configuration: Configuration
     let logger: Logger
+    let metrics: SyncMetrics
     private let broadcaster = EventBroadcaster()
     private let health = Mutex(SyncHealth())
     /// The newest expiry this engine set on its lease, by holder token (see ``holdsLeaseSurely(_:)``).
@@ -133,6 +139,7 @@ public final class SyncEngine: Sendable {
         self.client = client
         self.configuration = configuration
         self.logger = logger
+        metrics = SyncMetrics(configuration.metricsFactory)
     }
 
     deinit { broadcaster.finish() }
@@ -219,11 +226,12 @@ public final class SyncEngine: Sendable {
 
     func finalReport(_ report: FlushReport) async throws -> FlushReport {
         var report = report
-        let summary = try await store.queueSummary()
-        report.pending = summary.pending
-        report.deadLetters = summary.failed
-        report.nextAttemptAt = summary.nextAttemptAt.map(Date.init(millis:))
+        let status = try await store.status()
+        report.pending = status.ops.pending + status.ops.inFlight
+        report.deadLetters = status.ops.failed
+        report.nextAttemptAt = status.nextAttemptAt
         if report.pending == 0 { report.unreachable = nil }
+        metrics.queue(status, now: store.wallClock.now())
         return report
     }
 

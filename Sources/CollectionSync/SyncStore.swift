@@ -1,4 +1,5 @@
 import CollectionsAPI
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -23,6 +24,9 @@ public final class SyncStore: Sendable {
         /// (`PRAGMA data_version`), while any observer is iterating; this store's own commits are
         /// seen at once.
         public var observationInterval: Duration = .milliseconds(50)
+        /// Where the store's metric (`collectionsync_ops_queued_total`) goes; nil: the process's
+        /// `MetricsSystem`, as bootstrapped when the store is opened (nothing when it was not).
+        public var metricsFactory: (any MetricsFactory)?
 
         public init() {}
     }
@@ -34,6 +38,7 @@ public final class SyncStore: Sendable {
     public let replicaID: String
     /// Collections known to exist in the database (they are never deleted).
     private let knownCollections = Mutex<Set<CollectionID>>([])
+    private let metrics: SyncMetrics
 
     /// The path of the database file.
     public var path: String { database.path }
@@ -41,8 +46,10 @@ public final class SyncStore: Sendable {
     /// Wakes the observers after a commit (``observe(_:)``).
     let changes: ChangeDetector
 
-    private init(database: DatabaseQueue, replicaID: String, wallClock: WallClock, logger: Logger, observationInterval: Duration) {
+    private init(database: DatabaseQueue, replicaID: String, wallClock: WallClock, logger: Logger, observationInterval: Duration,
+                 metrics: SyncMetrics) {
         self.database = database
+        self.metrics = metrics
         self.replicaID = replicaID
         self.wallClock = wallClock
         self.logger = logger
@@ -90,7 +97,7 @@ public final class SyncStore: Sendable {
         }
         logger.debug("opened store", metadata: ["db.path": "\(path)", "replica.id": "\(replicaID)"])
         return SyncStore(database: database, replicaID: replicaID, wallClock: wallClock, logger: logger,
-                         observationInterval: configuration.observationInterval)
+                         observationInterval: configuration.observationInterval, metrics: SyncMetrics(configuration.metricsFactory))
     }
 
     // MARK: - Edits
@@ -130,6 +137,7 @@ public final class SyncStore: Sendable {
             return queued
         }
         if !known { knownCollections.withLock { _ = $0.insert(collection) } }
+        metrics.queued(queued.count, kind)
         logger.debug("queued ops", metadata: ["op.kind": "\(kind.rawValue)", "collection.id": "\(collection)", "op.count": "\(queued.count)"])
         return queued
     }

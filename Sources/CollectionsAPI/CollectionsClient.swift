@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -19,6 +20,10 @@ public final class CollectionsClient: Sendable {
             var generator = SystemRandomNumberGenerator()
             return OAuth1.makeNonce(using: &generator)
         }
+        /// Where the request metrics go (`collectionsync_requests_total`,
+        /// `collectionsync_request_duration_seconds`); nil: the process's `MetricsSystem`, as
+        /// bootstrapped when the client is made (nothing when it was not).
+        public var metricsFactory: (any MetricsFactory)?
 
         public init() {}
     }
@@ -32,6 +37,7 @@ public final class CollectionsClient: Sendable {
     private let configuration: Configuration
     private let logger: Logger
     private let state = Mutex(State())
+    private let metrics: RequestMetrics
 
     private struct State {
         var clockOffset: Duration = .zero
@@ -51,6 +57,7 @@ public final class CollectionsClient: Sendable {
         self.transport = transport
         self.configuration = configuration
         self.logger = logger
+        metrics = RequestMetrics(configuration.metricsFactory)
     }
 
     // MARK: - Clock and rate limits
@@ -260,24 +267,30 @@ public final class CollectionsClient: Sendable {
                                                        parameters: query + (form ?? []))))
 
         logger.debug("request", metadata: ["http.method": "\(method)", "api.endpoint": "\(endpoint.rawValue)"])
+        let sent = ContinuousClock.now
         let response: HTTPResponseData
         do {
             response = try await transport.send(HTTPRequestData(method: method, url: url, headers: headers, body: body),
                                                 timeout: timeout, maxBodyBytes: AnswerClassifier.maxBodyBytes)
-        } catch let error as CollectionsAPIError {
-            logger.debug("request failed", metadata: ["api.endpoint": "\(endpoint.rawValue)", "error.code": "\(error.code)"])
-            throw error
-        } catch is CancellationError {
-            throw CollectionsAPIError(code: .cancelled, message: "\(endpoint.rawValue) was cancelled")
         } catch {
-            throw CollectionsAPIError(code: .network, message: "\(endpoint.rawValue) failed: \(type(of: error))")
+            let failure: CollectionsAPIError
+            switch error {
+            case let error as CollectionsAPIError: failure = error
+            case is CancellationError: failure = CollectionsAPIError(code: .cancelled, message: "\(endpoint.rawValue) was cancelled")
+            default: failure = CollectionsAPIError(code: .network, message: "\(endpoint.rawValue) failed: \(type(of: error))")
+            }
+            logger.debug("request failed", metadata: ["api.endpoint": "\(endpoint.rawValue)", "error.code": "\(failure.code)"])
+            metrics.record(endpoint, outcome: failure.code.description, duration: .now - sent)
+            throw failure
         }
         let rateLimit = RateLimit(headers: response)
         if let rateLimit {
             state.withLock { $0.rateLimits[endpoint] = rateLimit }
         }
         logger.debug("answer", metadata: ["api.endpoint": "\(endpoint.rawValue)", "http.status": "\(response.status)"])
-        if let failure = AnswerClassifier.failure(of: response, path: endpoint.rawValue) { throw failure }
+        let failure = AnswerClassifier.failure(of: response, path: endpoint.rawValue)
+        metrics.record(endpoint, outcome: failure?.code.description ?? "success", duration: .now - sent)
+        if let failure { throw failure }
         return (response, rateLimit)
     }
 
