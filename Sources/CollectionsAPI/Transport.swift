@@ -51,6 +51,8 @@ public protocol HTTPTransport: Sendable {
 /// no automatic retries. One per engine; call ``shutdown()`` (or use ``withTransport(_:)``) when done.
 public final class AsyncHTTPClientTransport: HTTPTransport {
     private let client: HTTPClient
+    /// Whether ``shutdown()`` shuts the client down (false: the caller's client).
+    private let ownsClient: Bool
     private let isShutDown = Mutex(false)
 
     /// - Parameter connectTimeout: how long establishing one connection may take.
@@ -58,14 +60,34 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
     /// A refused connection fails at once: AsyncHTTPClient's own retrying of connection
     /// establishment is off, because the sync worker backs off per op and must see an outage as
     /// an outage, not as a request hanging until the connect timeout.
-    public init(connectTimeout: Duration = .seconds(10)) {
+    public convenience init(connectTimeout: Duration = .seconds(10)) {
         var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.redirectConfiguration = .disallow
-        configuration.decompression = .disabled
         configuration.timeout = .init(connect: .milliseconds(connectTimeout.wholeMilliseconds))
         configuration.httpVersion = .http1Only
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.init(configuration: configuration)
+    }
+
+    /// A transport with its own client made from `configuration`: a proxy, TLS settings (a
+    /// private CA, client certificates), timeouts, tracing. Two settings are the engine's and
+    /// replace the configuration's: no redirects (a redirected POST could apply an edit twice, or
+    /// carry the signature elsewhere) and no retrying of connection establishment (an outage must
+    /// show as one, at once). Response decompression is off unless the configuration turns it on.
+    public init(configuration: HTTPClient.Configuration,
+                eventLoopGroupProvider: HTTPClient.EventLoopGroupProvider = .singleton) {
+        var configuration = configuration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.redirectConfiguration = .disallow
+        client = HTTPClient(eventLoopGroupProvider: eventLoopGroupProvider, configuration: configuration)
+        ownsClient = true
+    }
+
+    /// A transport over the application's own `client`, which it keeps owning: ``shutdown()``
+    /// leaves it running, and the application shuts it down after the engine is done with it.
+    /// The client should not follow redirects (`redirectConfiguration = .disallow`) and should
+    /// not retry connection establishment, for the reasons given at ``init(configuration:eventLoopGroupProvider:)``.
+    public init(client: HTTPClient) {
+        self.client = client
+        ownsClient = false
     }
 
     /// Runs `body` with a transport that is shut down afterwards, whether `body` throws or not.
@@ -84,16 +106,17 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         }
     }
 
-    /// Closes every pooled connection. The transport is unusable afterwards.
+    /// Closes every pooled connection of the transport's own client. The transport is unusable
+    /// afterwards. A client given to ``init(client:)`` is left to its owner.
     public func shutdown() async throws {
-        guard isShutDown.withLock({ done in defer { done = true }; return !done }) else { return }
+        guard isShutDown.withLock({ done in defer { done = true }; return !done }), ownsClient else { return }
         try await client.shutdown()
     }
 
     deinit {
         // AsyncHTTPClient traps when a client is released without a shutdown. A transport dropped
         // on an error path still closes its connections, in the background.
-        if !isShutDown.withLock({ $0 }) {
+        if ownsClient, !isShutDown.withLock({ $0 }) {
             let client = self.client
             client.shutdown().whenComplete { _ in _ = client }
         }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 @testable import CollectionsAPI
 import Foundation
 import Logging
@@ -217,6 +218,53 @@ struct ClientTests {
         #expect(refused?.code == .network)
         #expect(refused?.isRetryable == true)
         try await transport.shutdown()
+    }
+
+    @Test("a transport from the application's configuration uses it, but never follows a redirect")
+    func transportFromConfiguration() async throws {
+        try await withTestServer({ request in
+            request.uri.hasPrefix("/moved")
+                ? .respond(status: 200, headers: [("content-type", "application/json")], body: #"{"objects":{},"response":{}}"#)
+                : .respond(status: 302, headers: [("location", "/moved/1.1/collections/show.json")], body: "")
+        }) { server in
+            var configuration = HTTPClient.Configuration()
+            configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
+            let transport = AsyncHTTPClientTransport(configuration: configuration)
+            let api = try CollectionsClient(baseURL: server.baseURL, credentials: Self.credentials, transport: transport)
+            let redirected = await #expect(throws: CollectionsAPIError.self) { try await api.show("custom-1") }
+            #expect(redirected?.httpStatus == 302, "the 302 is the answer: not followed")
+            #expect(server.requests.count == 1)
+            try await transport.shutdown()
+        }
+        // A proxy that is down makes every request fail though the API is up: the configuration is used.
+        let port = try await withTestServer({ _ in .close }) { $0.port }
+        try await withTestServer({ _ in .respond(status: 200, headers: [], body: "{}") }) { server in
+            var configuration = HTTPClient.Configuration()
+            configuration.proxy = .server(host: "127.0.0.1", port: port)
+            let transport = AsyncHTTPClientTransport(configuration: configuration)
+            let api = try CollectionsClient(baseURL: server.baseURL, credentials: Self.credentials, transport: transport)
+            let refused = await #expect(throws: CollectionsAPIError.self) { try await api.show("custom-1") }
+            #expect(refused?.code == .network && server.requests.isEmpty)
+            try await transport.shutdown()
+        }
+    }
+
+    @Test("a transport over the application's own HTTPClient leaves it running when shut down")
+    func transportOverAClient() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            try await withTestServer({ _ in Self.ok(Self.emptyEnvelope) }) { server in
+                let transport = AsyncHTTPClientTransport(client: client)
+                let api = try CollectionsClient(baseURL: server.baseURL, credentials: Self.credentials, transport: transport)
+                _ = try await api.remove("5", from: "custom-1")
+                try await transport.shutdown()
+                let after = try await client.execute(HTTPClientRequest(url: server.baseURL + "/collections/show.json"), timeout: .seconds(10))
+                #expect(after.status == .ok, "the application's client still works")
+            }
+        } catch {
+            Issue.record(error)
+        }
+        try await client.shutdown()
     }
 
     @Test("https is required unless the host is loopback", arguments: [
