@@ -93,6 +93,12 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The example app (not a product): a terminal reading list that shows a collection live
+        // while syncctl, in another process, edits, flushes and pulls. README "Using the library".
+        .executableTarget(
+            name: "reading-list",
+            dependencies: ["CollectionSync"]
+        ),
         // The measuring half of Benchmarks/compare (one case per run, JSON out); the
         // package-benchmark suite lives in its own package, Benchmarks/Suite.
         .executableTarget(
@@ -148,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "SyncctlTests",
             // Depending on the executable makes `swift test` build the binary the tests run.
-            dependencies: ["syncctl", "CollectionSync", "CollectionsMock", "TestSupport",
+            dependencies: ["syncctl", "reading-list", "CollectionSync", "CollectionsMock", "TestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
     ]

@@ -16,27 +16,6 @@ struct OperatorTests {
         try await Syncctl.run(arguments, environment: env, folder: folder)
     }
 
-    /// Waits (bounded) until `condition` holds, polling every few milliseconds on a thread of
-    /// its own: the concurrency pool's few threads are often blocked by other tests' processes,
-    /// and a poll scheduled there could wake seconds late and miss a moment these tests need (a
-    /// request on the wire before its answer).
-    ///
-    /// `then` runs on that thread as soon as the condition holds (a signal must reach a process
-    /// while the moment lasts, not when the test's task gets a thread again).
-    func until(_ what: String, seconds: Int = 30, _ condition: @escaping @Sendable () throws -> Bool,
-               then action: @escaping @Sendable () -> Void = {}) async throws {
-        let met = try await onThread {
-            let limit = ContinuousClock.now + .seconds(seconds)
-            while try !condition() {
-                guard ContinuousClock.now < limit else { return false }
-                usleep(2_000)
-            }
-            action()
-            return true
-        }
-        if !met { Issue.record("timed out waiting for \(what)") }
-    }
-
     func text(_ url: URL) -> String { readText(url) }
 
     /// Ops as `id state attempts`.

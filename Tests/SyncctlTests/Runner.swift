@@ -1,5 +1,6 @@
 import CollectionsMock
 import Foundation
+import Testing
 import TestSupport
 
 /// What one run of the built `syncctl` binary did.
@@ -18,23 +19,26 @@ struct Run: CustomStringConvertible {
 
 /// Runs the `syncctl` built next to this test bundle, in a clean environment.
 enum Syncctl {
-    static let binary: URL = {
+    static let binary = built("syncctl")
+
+    /// An executable of this package, built beside the tests.
+    static func built(_ name: String) -> URL {
         let tests = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var folder = tests.deletingLastPathComponent()
         // On Linux the runner is `<build>/debug/<package>PackageTests.xctest`; the binary is beside it.
-        for _ in 0..<3 where !FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent("syncctl").path) {
+        for _ in 0..<3 where !FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent(name).path) {
             folder = folder.deletingLastPathComponent()
         }
-        return folder.appendingPathComponent("syncctl")
-    }()
+        return folder.appendingPathComponent(name)
+    }
 
     /// A started child process, its output going to files in `folder`; its standard input is
     /// `stdin` (a `FileHandle` or a `Pipe`), else empty; `onExit` is called when it ends (set
     /// before it starts, so that no exit is missed).
     static func start(_ arguments: [String], environment: [String: String], stdin: Any? = nil, folder: TemporaryFolder,
-                      onExit: (@Sendable (Process) -> Void)? = nil) throws -> (Process, URL, URL) {
+                      executable: URL = binary, onExit: (@Sendable (Process) -> Void)? = nil) throws -> (Process, URL, URL) {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         var env = ["PATH": "/usr/bin:/bin", "HOME": folder.path("home"), "LANG": "C.UTF-8"]
         env.merge(environment) { $1 }
@@ -102,6 +106,27 @@ extension Process {
         let process = self
         _ = try? await onThread { process.waitUntilExit() }
     }
+}
+
+/// Waits (bounded) until `condition` holds, polling every few milliseconds on a thread of its
+/// own: the concurrency pool's few threads are often blocked by other tests' processes, and a
+/// poll scheduled there could wake seconds late and miss a moment a test needs (a request on the
+/// wire before its answer).
+///
+/// `then` runs on that thread as soon as the condition holds (a signal must reach a process
+/// while the moment lasts, not when the test's task gets a thread again).
+func until(_ what: String, seconds: Int = 30, _ condition: @escaping @Sendable () throws -> Bool,
+           then action: @escaping @Sendable () -> Void = {}) async throws {
+    let met = try await onThread {
+        let limit = ContinuousClock.now + .seconds(seconds)
+        while try !condition() {
+            guard ContinuousClock.now < limit else { return false }
+            usleep(2_000)
+        }
+        action()
+        return true
+    }
+    if !met { Issue.record("timed out waiting for \(what)") }
 }
 
 /// Runs `body` on a thread of its own, off the concurrency pool (for blocking waits).
