@@ -6,19 +6,21 @@ extension SyncEngine {
     /// Pulls a collection: pages through all its entries and, only when every page has arrived,
     /// merges them (last-writer-wins) in one transaction. A failed pull changes nothing.
     ///
-    /// Its answers are read by the flush's rules (``AnswerPolicy``): a clock-skew answer is
+    /// Its answers are read by the flush's rules: a clock-skew answer is
     /// retried once with the server's clock, and a 404 means a missing collection only when this
     /// base URL has answered before and `collections/show` confirms it.
     ///
     /// A graceful shutdown of the service group it runs in lets the page on the wire arrive and
     /// starts no other: a pull that has not fetched every page then throws
-    /// ``CollectionsAPIError/Code/cancelled`` and changes nothing.
+    /// `CollectionsAPIError` with code `.cancelled` and changes nothing.
     ///
-    /// - Parameter timeLimit: how long the pull may take, on the engine's clock.
-    /// - Throws: ``CollectionsAPIError``: ``CollectionsAPIError/Code/notFound`` for a collection
-    ///   the API confirms is gone, ``CollectionsAPIError/Code/configuration`` for a base URL that
-    ///   does not serve the API, the answer's own error otherwise (the error a flush reports for
-    ///   the same answer: "Errors" in ``SyncEngine``); ``SyncError`` for the database.
+    /// - Parameters:
+    ///   - collection: the collection to pull.
+    ///   - timeLimit: how long the pull may take, on the engine's clock.
+    /// - Throws: `CollectionsAPIError`: code `.notFound` for a collection the API confirms is gone,
+    ///   `.configuration` for a base URL that does not serve the API, the answer's own error
+    ///   otherwise (the error a flush reports for the same answer: "Errors" in ``SyncEngine``);
+    ///   ``SyncError`` for the database.
     @discardableResult
     public func pull(_ collection: CollectionID, timeLimit: Duration? = nil) async throws -> PullReport {
         let stopwatch = Stopwatch(configuration.clock)

@@ -72,14 +72,14 @@ public struct FlushOptions: Sendable {
 /// ## Errors
 /// One model for ``flush(_:)`` and ``pull(_:timeLimit:)``; every error keeps its code:
 /// - The **local database** failing throws ``SyncError`` from both (``SyncError/Code``).
-/// - The **API** failing is a ``CollectionsAPIError`` in both, decided by the same rules
+/// - The **API** failing is a `CollectionsAPIError` in both, decided by the same rules
 ///   (semantics.md's classification table). A pull is one thing that either merges or changes
 ///   nothing, so it throws that error. A flush is many independent ops, so it never throws an
 ///   API error: each op's fate is in the outbox (and in ``events()``), and what stopped the flush
 ///   is in its report: the very error a pull would throw for the same answer, in
 ///   ``FlushReport/StopReason/authentication(_:)``, ``FlushReport/StopReason/configuration(_:)``
 ///   or ``FlushReport/unreachable``.
-/// - Cancellation: a pull throws ``CollectionsAPIError/Code/cancelled``; a flush reports
+/// - Cancellation: a pull throws `CollectionsAPIError` with code `.cancelled`; a flush reports
 ///   ``FlushReport/StopReason/cancelled``.
 public final class SyncEngine: Sendable {
     // A flush is a `FlushRound` (the decisions, no I/O) driven by this engine

@@ -12,7 +12,9 @@ extension SyncStore {
     ///
     /// Cheap when little is old: the work is proportional to the lines older than the cutoff.
     ///
-    /// - Parameter age: 0 or more; `.zero` prunes everything logged before now.
+    /// - Parameters:
+    ///   - age: 0 or more; `.zero` prunes everything logged before now.
+    ///   - includingConflicts: prune old `conflict` events too (by default they are kept).
     /// - Throws: ``SyncError/Code/invalidInput`` for a negative `age` (nothing is deleted).
     @discardableResult
     public func prune(olderThan age: Duration, includingConflicts: Bool = false) async throws -> Int {

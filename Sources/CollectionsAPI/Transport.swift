@@ -48,7 +48,7 @@ public protocol HTTPTransport: Sendable {
 }
 
 /// The production transport over AsyncHTTPClient: keep-alive connection pooling, no redirects,
-/// no automatic retries. One per engine; call ``shutdown()`` (or use ``withTransport(_:)``) when done.
+/// no automatic retries. One per engine; call ``shutdown()`` (or use ``withTransport(isolation:_:)``) when done.
 public final class AsyncHTTPClientTransport: HTTPTransport {
     private let client: HTTPClient
     /// Whether ``shutdown()`` shuts the client down (false: the caller's client).

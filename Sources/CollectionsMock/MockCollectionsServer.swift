@@ -25,7 +25,7 @@ public final class MockCollectionsServer: Sendable {
     }
 
     /// Starts a server (on a free port when ``MockConfiguration/port`` is 0). Call ``shutdown()``
-    /// when done, or use ``withMockServer(configuration:_:)``.
+    /// when done, or use ``withMockServer(isolation:configuration:_:)``.
     public static func start(configuration: MockConfiguration = MockConfiguration()) async throws -> MockCollectionsServer {
         MockCollectionsServer(core: try await ServerCore.start(configuration: configuration))
     }
