@@ -151,7 +151,9 @@ let package = Package(
             dependencies: ["CollectionSync", "CollectionsAPI", "CollectionsMock", "TestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "Logging", package: "swift-log"),
-                           .product(name: "MetricsTestKit", package: "swift-metrics")]
+                           .product(name: "MetricsTestKit", package: "swift-metrics"),
+                           // The DocC snippets run the engine in a ServiceGroup (SnippetTests.swift).
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .testTarget(
             name: "SyncctlTests",
