@@ -106,9 +106,9 @@ public final class SyncEngine: Sendable {
         public var jitter: @Sendable () -> Double = { Double.random(in: 0...1) }
         /// How often the watch loop looks for new or newly due ops.
         public var watchInterval: Duration = .seconds(1)
-        /// Where the engine's metrics go (names and dimensions: the "Metrics" article); nil:
-        /// the process's `MetricsSystem`, as bootstrapped when the engine is made (nothing when
-        /// it was not). The library never bootstraps it.
+        /// Where the engine's metrics go (names and dimensions: "Metrics" in the article on
+        /// running the sync worker); nil: the process's `MetricsSystem`, as bootstrapped when the
+        /// engine is made (nothing when it was not). The library never bootstraps it.
         public var metricsFactory: (any MetricsFactory)?
 
         public init() {}

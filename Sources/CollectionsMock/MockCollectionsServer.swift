@@ -236,8 +236,9 @@ public final class MockCollectionsServer: Sendable {
         try await core.endOutage().get()
     }
 
-    /// Runs `body` during an outage, then recovers (also when `body` throws).
-    public func withOutage<T>(_ body: () async throws -> T) async throws -> T {
+    /// Runs `body` during an outage, then recovers (also when `body` throws). `body` runs in the
+    /// caller's isolation (from `@MainActor` code too).
+    public func withOutage<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
         await beginOutage()
         do {
             let result = try await body()

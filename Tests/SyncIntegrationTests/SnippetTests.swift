@@ -63,6 +63,42 @@ final class DocCSnippets {
     /// What GettingStarted.md's observation calls for each value.
     func show(_ entries: [Entry]) { shown.append(entries) }
 
+    // README.md, "Using the library" (compiled only: it opens /var/lib/myapp and observes forever)
+
+    func readmeUsingTheLibrary(credentials: APICredentials) async throws {
+        let store = try await SyncStore.open(at: "/var/lib/myapp/sync.sqlite")
+        let collection = try CollectionID(validating: "custom-388061495298244609")   // CollectionsAPI's ids, re-exported
+        let tweets = try ["390890231215292416", "390897780949925889"].map(TweetID.init(validating:))
+        try await store.remove(tweets, from: collection)      // local view + outbox, one transaction, no network
+        show(try await store.entries(of: collection))     // what the user sees now
+
+        try await AsyncHTTPClientTransport.withTransport { transport in
+            let client = try CollectionsClient(baseURL: "https://api.twitter.com/1.1", credentials: credentials, transport: transport)
+            let engine = try SyncEngine(store: store, client: client)
+            let report = try await engine.flush(FlushOptions(timeLimit: .seconds(60)))
+            print("applied \(report.applied), still pending \(report.pending)")
+            try await engine.pull(collection)                 // three-way merge, conflicts by HLC, all logged
+        }
+        for conflict in try await store.log(conflictsOnly: true) { print(conflict.detail) }
+
+        // A live screen: the current view, then a new one after every change, from any process
+        // (syncctl flush from a timer, a pull, another app); equal values are not repeated.
+        for try await entries in store.observeEntries(of: collection) {
+            show(entries)
+        }
+    }
+
+    // README.md, "The mock API in your own tests"
+
+    func readmeMock() async throws {
+        try await withMockServer { server in
+            let id = try server.createCollection(tweetIDs: ["20", "21"])
+            server.failNext(2, status: 503, code: 130)     // or beginOutage(), dropAfterApply(), setBlackhole(true)...
+            // point your client at server.baseURL with server.credentials.apiCredentials
+            print("collection \(id) at \(server.baseURL)")
+        }
+    }
+
     // GettingStarted.md
 
     func gettingStarted(path: String) async throws -> (SyncStore, CollectionID, [Entry]) {
@@ -290,7 +326,7 @@ struct DocCSnippetTests {
     }
 
     /// Each `swift` block of every article is in this file, line for line (indentation aside).
-    @Test("every swift block of the DocC catalogs is compiled here")
+    @Test("every swift block of the README and the DocC catalogs is compiled here")
     func everyBlockIsHere() throws {
         let here = URL(fileURLWithPath: #filePath)
         let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -298,26 +334,32 @@ struct DocCSnippetTests {
             .map { $0.trimmingCharacters(in: .whitespaces) }
         var blocks = 0
         let sources = root.appendingPathComponent("Sources")
+        var documents = [(name: "README.md", url: root.appendingPathComponent("README.md"))]
         for module in try FileManager.default.contentsOfDirectory(atPath: sources.path) {
             let catalog = sources.appendingPathComponent(module).appendingPathComponent("\(module).docc")
             guard let articles = try? FileManager.default.contentsOfDirectory(atPath: catalog.path) else { continue }
             for article in articles where article.hasSuffix(".md") {
-                let text = try String(contentsOf: catalog.appendingPathComponent(article), encoding: .utf8)
-                var block: [String]?
-                for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                    if block == nil, line == "```swift" {
-                        block = []
-                    } else if let found = block, line == "```" {
-                        blocks += 1
-                        let wanted = found.map { $0.trimmingCharacters(in: .whitespaces) }
-                        let present = lines.indices.contains { start in
-                            start + wanted.count <= lines.count && Array(lines[start..<start + wanted.count]) == wanted
-                        }
-                        #expect(present, "a snippet of \(module).docc/\(article) is not in SnippetTests.swift:\n\(found.joined(separator: "\n"))")
-                        block = nil
-                    } else if block != nil {
-                        block!.append(String(line))
+                documents.append(("\(module).docc/\(article)", catalog.appendingPathComponent(article)))
+            }
+        }
+        for (document, url) in documents {
+            let text = try String(contentsOf: url, encoding: .utf8)
+            var block: [String]?
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                if block == nil, line == "```swift" {
+                    block = []
+                } else if let found = block, line == "```" {
+                    blocks += 1
+                    // Imports are this file's, at its top.
+                    var wanted = found.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix("import ") }
+                    while wanted.first == "" { wanted.removeFirst() }
+                    let present = lines.indices.contains { start in
+                        start + wanted.count <= lines.count && Array(lines[start..<start + wanted.count]) == wanted
                     }
+                    #expect(present, "a snippet of \(document) is not in SnippetTests.swift:\n\(found.joined(separator: "\n"))")
+                    block = nil
+                } else if block != nil {
+                    block!.append(String(line))
                 }
             }
         }
