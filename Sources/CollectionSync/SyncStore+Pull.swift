@@ -17,7 +17,7 @@ import Foundation
 }
 
 /// A collection's metadata, from its timeline object.
-public struct CollectionMetadata: Sendable, Hashable {
+@_spi(Worker) public struct CollectionMetadata: Sendable, Hashable {
     public var name: String
     public var description: String
     public var url: String
