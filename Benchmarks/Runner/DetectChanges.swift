@@ -20,89 +20,116 @@ struct DetectChanges: AsyncParsableCommand {
         abstract: "Issue 16: detection latency of another process's commits and idle CPU, data_version poll vs inotify on the WAL.",
         discussion: """
             A second syncbench process (observe-writer) commits COMMITS times, one at a time, each after \
-            a random wait of 0..INTERVAL ms, stamped right before the commit; this process sees each \
-            commit on a thread of its own, by reading PRAGMA data_version every INTERVAL ms (poll) or \
-            when an inotify watch on the WAL file reports IN_MODIFY (inotify: data_version then \
-            confirms a commit; a wake it does not confirm is looked at again 1 ms later, up to 5 \
-            times: the WAL's frames are written before the wal-index says they are committed). Then \
-            the writer exits and this process's CPU is measured over IDLE seconds.
+            a random wait of 0..INTERVAL ms, stamped right before the commit; each adds or removes one \
+            tweet. This process looks for commits on a thread of its own: poll reads PRAGMA \
+            data_version every INTERVAL ms; inotify reads it when a watch on the WAL file reports \
+            IN_MODIFY, again 1 ms and 6 ms after (the WAL's frames are written before the wal-index \
+            says they are committed: the event comes before the commit can be seen), and every \
+            FALLBACK ms besides. When data_version changed, it reads whether the tweet is there; a \
+            commit counts as seen at the first look that finds it as the commit left it (a change of \
+            data_version that shows no new state counts as spurious). Then the writer exits and this \
+            process's CPU is measured over IDLE seconds.
             """)
 
     @Option var method: ChangeDetection.Method
     @Option var commits = 200
     @Option var intervalMs = 50
+    @Option(help: "inotify: also look every FALLBACK ms, in case an event's looks came before its commit could be seen.")
+    var fallbackMs = 1000
     @Option var idleSeconds: Double = 10
     @Option var db: String
 
     func run() async throws {
         let writer = try await WriterProcess.start(db: db, jitterMs: intervalMs)  // creates the database
-        let (detections, detected) = AsyncStream.makeStream(of: UInt64.self)
-        let detector = try ChangeDetection(method: method, db: db, intervalMs: intervalMs) { detected.yield($0) }
+        let (detections, detected) = AsyncStream.makeStream(of: Delivery.self)
+        let detector = try ChangeDetection(method: method, db: db, intervalMs: intervalMs, fallbackMs: fallbackMs) {
+            detected.yield($0)
+        }
         detector.start()
         var seen = detections.makeAsyncIterator()
-        var delivered = 0
+        var delivered = 0, spurious = 0
         try await Task.sleep(for: .milliseconds(200))
         let latencies = try await measureCommits(commits, "detect-changes --method \(method.rawValue)") { i in
             try writer.send(i % 2 == 0 ? "add" : "remove")
             return nil
         } deliver: {
-            guard let at = await seen.next() else { throw RawError("the detector ended") }
-            guard let line = await writer.line(), let stamp = UInt64(line) else { throw RawError("observe-writer said no stamp") }
-            // Only that something changed is detected here, not what: the tweet is taken as the commit left it.
-            defer { delivered += 1 }
-            return Delivery(at: at, present: delivered % 2 == 0, stamp: stamp)
+            guard let stamp = await writer.stamp() else { throw RawError("observe-writer said no stamp") }
+            let expected = delivered % 2 == 0
+            delivered += 1
+            while true {
+                guard var detection = await seen.next() else { throw RawError("the detector ended") }
+                if detection.present == expected {
+                    detection.stamp = stamp.start
+                    return detection
+                }
+                spurious += 1
+            }
         }
         try await writer.finish()
         try await Task.sleep(for: .milliseconds(200))
-        let before = Usage.now(), wakesBefore = detector.wakes.load(ordering: .relaxed)
+        let before = Usage.now(), wakesBefore = detector.wakes.value
         try await Task.sleep(for: .seconds(idleSeconds))
-        let after = Usage.now(), wakesAfter = detector.wakes.load(ordering: .relaxed)
+        let after = Usage.now(), wakesAfter = detector.wakes.value
         detector.stop()
         var figures = latencyFigures(latencies)
         for (key, value) in after.since(before) { figures["idle_" + key] = value }
         figures["method"] = method.rawValue
         figures["commits"] = commits
         figures["interval_ms"] = intervalMs
-        figures["wakes"] = detector.wakes.load(ordering: .relaxed)
+        figures["wakes"] = detector.wakes.value
         figures["idle_wakes_per_s"] = Double(wakesAfter - wakesBefore) / (Double(after.nanos - before.nanos) / 1e9)
-        figures["unconfirmed_wakes"] = detector.unconfirmed.load(ordering: .relaxed)
-        figures["confirmed_on_second_look"] = detector.late.load(ordering: .relaxed)
+        figures["spurious_changes"] = spurious
+        if method == .inotify {
+            figures["fallback_ms"] = fallbackMs
+            figures["changes_seen_at_event"] = detector.atEvent.value
+            figures["changes_seen_on_a_later_look"] = detector.onFollowUp.value
+            figures["changes_seen_by_fallback"] = detector.byFallback.value
+        }
         try report(figures)
     }
 }
 
-/// The detection thread of `detect-changes`.
+/// The detection thread of `detect-changes`: reports when data_version changed, and whether the
+/// observed tweet was there then.
 final class ChangeDetection: @unchecked Sendable {
-    // @unchecked: `connection` and `version` are used on the detection thread only, after init.
+    // @unchecked: the connection and its statements are used on the detection thread only, after init.
     enum Method: String, ExpressibleByArgument { case poll, inotify }
 
     let method: Method
     let intervalMs: Int32
+    let fallbackMs: Int32
     let walPath: String
-    /// Times the thread woke and read data_version.
-    let wakes = Atomic<Int>(0)
-    /// inotify: wakes data_version did not confirm (at the first look).
-    let unconfirmed = Atomic<Int>(0)
-    /// inotify: commits confirmed only on a second look, 1 ms or more after the event.
-    let late = Atomic<Int>(0)
+    /// Looks at data_version.
+    let wakes = Counter()
+    /// inotify: changes seen by the look right at an event, by the looks 1 and 6 ms after it, by
+    /// the fallback timer.
+    let atEvent = Counter(), onFollowUp = Counter(), byFallback = Counter()
     private let connection: OpaquePointer
     private let version: OpaquePointer
+    private let present: OpaquePointer
     private let stopPipe: (read: Int32, write: Int32)
     private let stopped = DispatchSemaphore(value: 0)
-    private let changed: @Sendable (UInt64) -> Void
+    private let changed: @Sendable (Delivery) -> Void
 
-    init(method: Method, db: String, intervalMs: Int, changed: @escaping @Sendable (UInt64) -> Void) throws {
+    init(method: Method, db: String, intervalMs: Int, fallbackMs: Int, changed: @escaping @Sendable (Delivery) -> Void) throws {
         self.method = method
         self.intervalMs = Int32(intervalMs)
+        self.fallbackMs = Int32(fallbackMs)
         self.walPath = db + "-wal"
         self.changed = changed
         var handle: OpaquePointer?
         guard sqlite3_open_v2(db, &handle, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK, let handle else { throw RawError("cannot open \(db)") }
         connection = handle
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v3(handle, "PRAGMA data_version", -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK,
-              let statement else { throw RawError("prepare: \(String(cString: sqlite3_errmsg(handle)))") }
-        version = statement
+        func prepare(_ sql: String) throws -> OpaquePointer {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK,
+                  let statement else { throw RawError("prepare: \(String(cString: sqlite3_errmsg(handle)))") }
+            return statement
+        }
+        version = try prepare("PRAGMA data_version")
+        present = try prepare("""
+            SELECT present FROM entries WHERE collection_id = '\(Observed.collectionName)' AND tweet_id = '\(Observed.tweet)'
+            """)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw RawError("pipe") }
         stopPipe = (fds[0], fds[1])
@@ -110,6 +137,7 @@ final class ChangeDetection: @unchecked Sendable {
 
     deinit {
         sqlite3_finalize(version)
+        sqlite3_finalize(present)
         sqlite3_close_v2(connection)
         close(stopPipe.read)
         close(stopPipe.write)
@@ -129,25 +157,31 @@ final class ChangeDetection: @unchecked Sendable {
         stopped.wait()
     }
 
-    private func dataVersion() -> Int64 {
-        defer { sqlite3_reset(version) }
-        guard sqlite3_step(version) == SQLITE_ROW else { return -1 }
-        return sqlite3_column_int64(version, 0)
+    private func integer(_ statement: OpaquePointer) -> Int64 {
+        defer { sqlite3_reset(statement) }
+        guard sqlite3_step(statement) == SQLITE_ROW else { return -1 }
+        return sqlite3_column_int64(statement, 0)
+    }
+
+    /// Reads data_version; when it changed, reports the tweet's state. True when it changed.
+    private func look(_ known: inout Int64) -> Bool {
+        wakes.add()
+        let now = integer(version)
+        guard now != known else { return false }
+        known = now
+        let at = monotonicNanos()
+        changed(Delivery(at: at, present: integer(present) == 1))
+        return true
     }
 
     private func loop() {
-        var known = dataVersion()
+        var known = integer(version)
         switch method {
         case .poll:
             while true {
                 var stop = pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)
                 guard poll(&stop, 1, intervalMs) == 0 else { return }  // the stop pipe (or an error)
-                wakes.add(1, ordering: .relaxed)
-                let now = dataVersion()
-                if now != known {
-                    known = now
-                    changed(monotonicNanos())
-                }
+                _ = look(&known)
             }
         case .inotify:
             let watch = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
@@ -157,29 +191,22 @@ final class ChangeDetection: @unchecked Sendable {
                 exit(3)
             }
             var buffer = [UInt8](repeating: 0, count: 4096)
-            var timeout: Int32 = -1
-            var looks = 0
+            // The looks still to come after the last event: at 1 ms, then 5 ms later.
+            var followUps: [Int32] = []
             while true {
                 var fds = [pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: watch, events: Int16(POLLIN), revents: 0)]
-                guard poll(&fds, 2, timeout) >= 0 else { return }
+                guard poll(&fds, 2, followUps.first ?? fallbackMs) >= 0 else { return }
                 if fds[0].revents != 0 { return }
-                let event = fds[1].revents != 0
-                if event { while read(watch, &buffer, buffer.count) > 0 {} }  // every event queued: one look covers them
-                wakes.add(1, ordering: .relaxed)
-                let now = dataVersion()
-                if now != known {
-                    known = now
-                    if !event { late.add(1, ordering: .relaxed) }
-                    changed(monotonicNanos())
-                    timeout = -1
-                } else if event {
-                    unconfirmed.add(1, ordering: .relaxed)
-                    looks = 0
-                    timeout = 1
-                } else {
-                    looks += 1
-                    timeout = looks < 5 ? 1 : -1
+                if fds[1].revents != 0 {
+                    while read(watch, &buffer, buffer.count) > 0 {}  // every event queued: one look covers them
+                    if look(&known) { atEvent.add() }
+                    followUps = [1, 5]
+                } else if !followUps.isEmpty {
+                    followUps.removeFirst()
+                    if look(&known) { onFollowUp.add() }
+                } else if look(&known) {
+                    byFallback.add()
                 }
             }
         }

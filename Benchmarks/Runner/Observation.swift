@@ -100,7 +100,8 @@ final class Watchdog: Sendable {
 }
 
 /// B8's other process: a second syncbench (`observe-writer`) that commits when told, one line
-/// on its stdin per commit, and answers each with the CLOCK_MONOTONIC stamp taken right before it.
+/// on its stdin per commit, and answers each with CLOCK_MONOTONIC stamps taken right before it and
+/// right after.
 final class WriterProcess: @unchecked Sendable {
     // @unchecked: `output` is read on `reads` only, one line at a time; `process` and `input`
     // are used by the one task that drives the writer.
@@ -144,6 +145,13 @@ final class WriterProcess: @unchecked Sendable {
                 continuation.resume(returning: String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines))
             }
         }
+    }
+
+    /// The stamps of the writer's next commit: right before it, right after.
+    func stamp() async -> (start: UInt64, end: UInt64)? {
+        guard let fields = await line()?.split(separator: " "), fields.count == 2,
+              let start = UInt64(fields[0]), let end = UInt64(fields[1]) else { return nil }
+        return (start, end)
     }
 
     /// Closes its stdin and waits for it to exit.
@@ -218,6 +226,8 @@ struct ObserveLatency: AsyncParsableCommand {
     @Option(help: "--writer other: the most a commit waits first (default: the observation interval).")
     var jitterMs: Int?
     @Option var db: String
+    @Option(help: "Also write each commit's latency and the time its commit call took, in ns, to this file, one commit a line.")
+    var samples: String?
 
     func validate() throws {
         guard commits > 0, entries >= 0 else { throw ValidationError("--commits must be positive, --entries not negative") }
@@ -243,6 +253,7 @@ struct ObserveLatency: AsyncParsableCommand {
         // The detector's first look at data_version (and the read again it causes) passes.
         try await Task.sleep(for: .milliseconds(200))
 
+        var commitTimes: [UInt64] = []  // how long each commit call took
         let latencies = try await measureCommits(commits, "observe-latency --writer \(writer.rawValue)") { i in
             if let other {
                 try other.send(i % 2 == 0 ? "add" : "remove")
@@ -250,17 +261,24 @@ struct ObserveLatency: AsyncParsableCommand {
             }
             let start = monotonicNanos()
             if i % 2 == 0 { try await store.add([tweet], to: collection) } else { try await store.remove([tweet], from: collection) }
+            commitTimes.append(monotonicNanos() - start)
             return start
         } deliver: {
             guard var delivery = await values.next() else { throw RawError("the observation ended") }
             if let other {
-                guard let line = await other.line(), let stamp = UInt64(line) else { throw RawError("observe-writer said no stamp") }
-                delivery.stamp = stamp
+                guard let stamp = await other.stamp() else { throw RawError("observe-writer said no stamp") }
+                delivery.stamp = stamp.start
+                commitTimes.append(stamp.end - stamp.start)
             }
             return delivery
         }
         try await other?.finish()
         var figures = latencyFigures(latencies)
+        for (key, value) in latencyFigures(commitTimes) { figures["commit_" + key] = value }
+        if let samples {
+            let lines = latencies.indices.map { i in "\(latencies[i]) \(commitTimes[i])" }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: samples, atomically: true, encoding: .utf8)
+        }
         figures["writer"] = writer.rawValue
         figures["commits"] = commits
         figures["entries"] = entries
@@ -271,11 +289,12 @@ struct ObserveLatency: AsyncParsableCommand {
 }
 
 /// B8's other process: opens the store, says "ready", then for each line on stdin ("add" or
-/// "remove") waits 0..JITTER ms at random, stamps CLOCK_MONOTONIC, commits and prints the stamp.
+/// "remove") waits 0..JITTER ms at random, stamps CLOCK_MONOTONIC, commits, stamps again and
+/// prints both stamps.
 struct ObserveWriter: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "observe-writer",
-        abstract: "B8: the other process's commits, one per line on stdin (add or remove); prints each one's start stamp.",
+        abstract: "B8: the other process's commits, one per line on stdin (add or remove); prints each one's stamps, before and after.",
         shouldDisplay: false)
 
     @Option var db: String
@@ -294,7 +313,7 @@ struct ObserveWriter: AsyncParsableCommand {
             case "remove": try await store.remove([tweet], from: collection)
             default: throw ValidationError("unknown command \(command)")
             }
-            print(start)
+            print(start, monotonicNanos())
             fflush(nil)
         }
     }
