@@ -12,7 +12,8 @@ struct SyncBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "syncbench",
         abstract: "Run one benchmark case once and print its figures as JSON (driven by Benchmarks/compare).",
-        subcommands: [Enqueue.self, FlushFloor.self, PullMerge.self, Mock.self, Seed.self, NaiveReplay.self, LogPrune.self])
+        subcommands: [Enqueue.self, FlushFloor.self, PullMerge.self, Mock.self, Seed.self, NaiveReplay.self, LogPrune.self,
+                      ObserveLatency.self, ObserveWriter.self, ObserveIdle.self, DetectChanges.self])
 }
 
 enum Engine: String, ExpressibleByArgument {
