@@ -94,7 +94,8 @@ public struct StoreObservation<Value: Sendable & Equatable>: AsyncSequence, Send
 
 /// Tells a store's observers that the database may have changed: after each of the store's own
 /// write transactions (at once), and when another connection committed, which `PRAGMA
-/// data_version` shows, read every `interval` while at least one observer is registered.
+/// data_version` shows, read when a ``CommitWatcher`` says the file was written (or every
+/// `interval` where it cannot tell), while at least one observer is registered.
 final class ChangeDetector: Sendable {
     private struct State {
         var count: UInt64 = 0
@@ -102,16 +103,22 @@ final class ChangeDetector: Sendable {
         var waiters: [UInt64: CheckedContinuation<UInt64?, Never>] = [:]
         var nextWaiter: UInt64 = 0
         var check: Task<Void, Never>?
+        var watcher: CommitWatcher.Mode?
     }
 
     private let state = Mutex(State())
+    private let path: String
     private let interval: Duration
     private let dataVersion: @Sendable () async throws -> Int64
 
-    init(interval: Duration, dataVersion: @escaping @Sendable () async throws -> Int64) {
+    init(path: String, interval: Duration, dataVersion: @escaping @Sendable () async throws -> Int64) {
+        self.path = path
         self.interval = interval
         self.dataVersion = dataVersion
     }
+
+    /// How the running check learns of other processes' commits (tests); nil when none runs.
+    var watcherMode: CommitWatcher.Mode? { state.withLock { $0.check == nil ? nil : $0.watcher } }
 
     /// How many changes were seen so far.
     var count: UInt64 { state.withLock { $0.count } }
@@ -161,7 +168,7 @@ final class ChangeDetector: Sendable {
     func register() -> Registration {
         state.withLock { state in
             state.observers += 1
-            if state.check == nil { state.check = startCheck() }
+            if state.check == nil { (state.check, state.watcher) = startCheck() }
         }
         return Registration(self)
     }
@@ -176,17 +183,22 @@ final class ChangeDetector: Sendable {
         check?.cancel()
     }
 
-    private func startCheck() -> Task<Void, Never> {
-        let interval = interval
+    /// The check, started (its watcher's way of learning of commits with it).
+    private func startCheck() -> (Task<Void, Never>, CommitWatcher.Mode) {
         let dataVersion = dataVersion
-        return Task { [weak self] in
+        let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let watcher = CommitWatcher(path: path, interval: interval, fallback: max(interval * 20, .seconds(1))) {
+            wake.yield()
+        }
+        let check = Task { [weak self] in
+            // Its thread ends, and its descriptors close, with this task.
+            defer { watcher.stop() }
             var known = try? await dataVersion()
             // A commit of another process between an observer's first read and this first look
             // would never show in the version: one check of everything now covers it (observers
             // read again, and keep quiet when nothing differs).
             self?.changed()
-            while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
+            for await _ in wakes {  // ends when the task is cancelled
                 guard let version = try? await dataVersion() else { continue }  // busy: next time
                 if version != known {
                     known = version
@@ -194,5 +206,6 @@ final class ChangeDetector: Sendable {
                 }
             }
         }
+        return (check, watcher.mode)
     }
 }

@@ -21,8 +21,9 @@ public final class SyncStore: Sendable {
         /// The wall clock behind the HLC and every stored time.
         public var wallClock: WallClock = .system
         /// How often observers (``SyncStore/observe(_:)``) look for other processes' commits
-        /// (`PRAGMA data_version`), while any observer is iterating; this store's own commits are
-        /// seen at once.
+        /// (`PRAGMA data_version`) where the system cannot tell when the file is written; on
+        /// Linux, inotify tells, and they look then (and every 20 intervals, at least a second,
+        /// in case). Only while any observer is iterating; this store's own commits are seen at once.
         public var observationInterval: Duration = .milliseconds(50)
         /// Where the store's metric (`collectionsync_ops_queued_total`) goes; nil: the process's
         /// `MetricsSystem`, as bootstrapped when the store is opened (nothing when it was not).
@@ -53,7 +54,7 @@ public final class SyncStore: Sendable {
         self.replicaID = replicaID
         self.wallClock = wallClock
         self.logger = logger
-        let changes = ChangeDetector(interval: observationInterval) { [database] in
+        let changes = ChangeDetector(path: database.path, interval: observationInterval) { [database] in
             try await database.read { db in
                 // The version is the pager's: a read first makes the connection look at the WAL.
                 _ = try db.queryFirst("SELECT 1 FROM replica", row: { $0.int64(0) })

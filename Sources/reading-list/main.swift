@@ -58,8 +58,10 @@ do {
     let screens = store.observe { store in
         let status = try await store.status()
         let ops = status.collections.first { $0.id == collection }?.ops ?? OpCounts()
+        // Only what is drawn, so that a change that leaves the screen as it was draws nothing
+        // (a pipe's line has no time of the last flush).
         return Screen(entries: try await store.entries(of: collection), waiting: ops.pending + ops.inFlight,
-                      failed: ops.failed, lastFlush: status.lastFlushAt)
+                      failed: ops.failed, lastFlush: terminal ? status.lastFlushAt : nil)
     }
     for try await screen in screens {
         draw(screen)

@@ -1,6 +1,7 @@
 @testable import CollectionSync
 import CollectionsAPI
 import Foundation
+import Synchronization
 import Testing
 
 /// Observing the local view and the status: the current value first, then each change, none
@@ -50,8 +51,12 @@ struct ObservationTests {
             _ = try await first.next()
             _ = try await second.next()
             #expect(store.changes.isChecking)
+            #if os(Linux)
+            #expect(store.changes.watcherMode == .notified, "inotify tells of other processes' commits")
+            #endif
         }
         #expect(!store.changes.isChecking, "the iterators are gone: nothing checks any more")
+        #expect(store.changes.watcherMode == nil)
 
         let started = AsyncStream<Void>.makeStream()
         let task = Task {
@@ -68,5 +73,73 @@ struct ObservationTests {
         task.cancel()
         #expect(try await task.value == 1, "cancelled while waiting: the sequence ends")
         #expect(!store.changes.isChecking)
+    }
+}
+
+/// The watcher behind other processes' commits: woken by writes to the database and its WAL,
+/// not by other files of the folder, and silent once stopped.
+@Suite("Commit watcher", .timeLimit(.minutes(1)))
+struct CommitWatcherTests {
+    let folder = TemporaryFolder()
+
+    /// Wakes, as they come.
+    final class Wakes: Sendable {
+        let stream: AsyncStream<Void>
+        let continuation: AsyncStream<Void>.Continuation
+        private let total = Atomic<Int>(0)
+        var count: Int { total.load(ordering: .relaxed) }
+        init() { (stream, continuation) = AsyncStream<Void>.makeStream() }
+        func wake() {
+            total.add(1, ordering: .relaxed)
+            continuation.yield()
+        }
+    }
+
+    func append(_ name: String) throws {
+        let url = folder.url.appendingPathComponent(name)
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("frame".utf8))
+        try handle.close()
+    }
+
+    #if os(Linux)
+    @Test("a write to the WAL wakes it, with follow-up looks; another file of the folder does not; after stop, nothing")
+    func wakes() async throws {
+        try append("sync.sqlite")
+        let wakes = Wakes()
+        // No fallback within the test: every wake comes from a write.
+        let watcher = CommitWatcher(path: folder.path("sync.sqlite"), interval: .milliseconds(50), fallback: .seconds(3_600)) {
+            wakes.wake()
+        }
+        #expect(watcher.mode == .notified)
+        var iterator = wakes.stream.makeAsyncIterator()
+        try append("sync.sqlite-wal")
+        for _ in 0...CommitWatcher.followUps.count { await iterator.next() }   // the event, then each follow-up
+        let settled = wakes.count
+        try append("unrelated.txt")
+        try await Task.sleep(for: .milliseconds(100))   // (a window for a wake that must not come)
+        #expect(wakes.count == settled, "another file of the folder")
+        try append("sync.sqlite-wal")
+        await iterator.next()
+        watcher.stop()
+        let stopped = wakes.count
+        try append("sync.sqlite-wal")
+        try await Task.sleep(for: .milliseconds(100))   // (a window for a wake that must not come)
+        #expect(wakes.count == stopped)
+    }
+    #endif
+
+    @Test("where it cannot watch the folder it wakes on the clock, and stops")
+    func polls() async throws {
+        let wakes = Wakes()
+        let watcher = CommitWatcher(path: "/nonexistent-\(UUID().uuidString)/sync.sqlite", interval: .milliseconds(5),
+                                    fallback: .seconds(3_600)) { wakes.wake() }
+        #expect(watcher.mode == .polling)
+        var iterator = wakes.stream.makeAsyncIterator()
+        for _ in 0..<3 { await iterator.next() }
+        watcher.stop()
+        watcher.stop()   // idempotent
     }
 }
