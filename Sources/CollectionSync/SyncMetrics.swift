@@ -29,26 +29,39 @@ final class SyncMetrics: Sendable {
     private let factory: any MetricsFactory
     /// Per endpoint, the end of the rate-limit window counted so far (wall ms).
     private let countedUntil = Mutex<[Endpoint: Int64]>([:])
+    // Made once: a flush counts every answered op (100,000 counter lookups are not free).
+    private let queuedOps: [OpKind: Counter]
+    private let appliedOps: [OpKind: Counter]
+    private let reconciledOps: [OpKind: Counter]
+    private let failedOps: [OpKind: Counter]
 
     init(_ factory: (any MetricsFactory)?) {
-        self.factory = factory ?? MetricsSystem.factory
+        let factory = factory ?? MetricsSystem.factory
+        self.factory = factory
+        func byKind(_ label: String) -> [OpKind: Counter] {
+            Dictionary(uniqueKeysWithValues: OpKind.allCases.map {
+                ($0, Counter(label: label, dimensions: [("kind", $0.rawValue)], factory: factory))
+            })
+        }
+        queuedOps = byKind(Self.queued)
+        appliedOps = byKind(Self.applied)
+        reconciledOps = byKind(Self.reconciled)
+        failedOps = byKind(Self.failed)
     }
 
     func queued(_ count: Int, _ kind: OpKind) {
         guard count > 0 else { return }
-        Counter(label: Self.queued, dimensions: [("kind", kind.rawValue)], factory: factory).increment(by: count)
+        queuedOps[kind]?.increment(by: count)
     }
 
     /// An answered op, as ``SyncEngine`` commits it.
     func answered(_ op: Op, _ outcome: OpOutcome) {
-        let label: String
         switch outcome {
-        case .applied: label = Self.applied
-        case .alreadyApplied: label = Self.reconciled
-        case .failed: label = Self.failed
-        case .retry, .release: return
+        case .applied: appliedOps[op.kind]?.increment()
+        case .alreadyApplied: reconciledOps[op.kind]?.increment()
+        case .failed: failedOps[op.kind]?.increment()
+        case .retry, .release: break
         }
-        Counter(label: label, dimensions: [("kind", op.kind.rawValue)], factory: factory).increment()
     }
 
     func queue(_ status: SyncStatus, now: Date) {
