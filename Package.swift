@@ -84,10 +84,16 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
+        // The JSON documents of syncctl.md, for syncctl's --json and the C library's results.
+        .target(
+            name: "CollectionSyncJSON",
+            dependencies: ["CollectionSync"]
+        ),
         .executableTarget(
             name: "syncctl",
             dependencies: [
                 "CollectionSync",
+                "CollectionSyncJSON",
                 "CollectionsMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 
 struct Entries: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,14 +22,7 @@ struct Entries: AsyncParsableCommand {
     func run() async throws {
         let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
         let entries = try await options.openStore().entries(of: collectionID)
-        let document = JSON.object([
-            ("collection_id", .string(collectionID.rawValue)),
-            ("entries", .array(entries.map { entry in
-                .object([("tweet_id", .string(entry.tweet.rawValue)), ("sort_index", .optional(entry.sortIndex)),
-                         ("pending", .optional(entry.pending?.rawValue))])
-            })),
-        ])
-        options.emit(document, text: entries.isEmpty
+        options.emit(Documents.entries(collectionID, entries), text: entries.isEmpty
             ? "\(collectionID): no entries"
             : entries.map { "\($0.tweet)\($0.pending.map { "  (pending \($0.rawValue))" } ?? "")" }.joined(separator: "\n"))
     }

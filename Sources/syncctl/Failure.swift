@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 import CollectionsAPI
 
 /// The exit codes of the contract (sysexits), `syncctl.md`.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 import CollectionsAPI
 import Foundation
 
@@ -101,11 +102,7 @@ struct Flush: AsyncParsableCommand {
     /// The flush's summary on stdout (with `--json` its document, with the error object when it
     /// failed), the failure's message on stderr.
     static func report(_ result: FlushReport, _ pending: Int?, _ failure: Failure?, json: Bool) -> Failure {
-        var members: [(String, JSON)] = [
-            ("sent", .int(result.sent)), ("applied", .int(result.applied)), ("already_applied", .int(result.alreadyApplied)),
-            ("failed", .int(result.failed)), ("pending", pending.map { .int($0) } ?? .null), ("requests", .int(result.requests)),
-            ("next_attempt_at", jsonTime(result.nextAttemptAt)), ("dead_letters", .int(result.deadLetters)),
-        ]
+        var members = Documents.flush(result, pending: pending)
         if let failure {
             members.append(("error", failure.json))
         }

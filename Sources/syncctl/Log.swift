@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 
 struct Log: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,7 +28,7 @@ struct Log: AsyncParsableCommand {
 
     func run() async throws {
         let events = try await options.openStore().log(conflictsOnly: conflicts, limit: limit)
-        options.emit(.object([("events", .array(events.map(\.json)))]),
+        options.emit(Documents.log(events),
                      text: events.isEmpty ? "the log is empty" : events.map(\.line).joined(separator: "\n"))
     }
 }

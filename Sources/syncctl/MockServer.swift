@@ -1,4 +1,5 @@
 import ArgumentParser
+import CollectionSyncJSON
 import CollectionsMock
 import Foundation
 import UnixSignals

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 
 struct Outbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +18,7 @@ struct Outbox: AsyncParsableCommand {
 
     func run() async throws {
         let ops = try await options.openStore().outbox(failed ? .failed : .waiting)
-        options.emit(.object([("ops", .array(ops.map(\.json)))]), text: ops.isEmpty
+        options.emit(Documents.outbox(ops), text: ops.isEmpty
             ? (failed ? "no failed ops" : "the outbox is empty")
             : ops.map { op in
                 var line = "\(op.id)  \(op.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(op.collection) \(op.tweet)  \(op.state.rawValue)  attempts \(op.attempts)"

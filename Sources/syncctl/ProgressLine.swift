@@ -1,4 +1,5 @@
 import CollectionSync
+import CollectionSyncJSON
 import Foundation
 import Synchronization
 

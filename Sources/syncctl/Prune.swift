@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 
 struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,7 +36,7 @@ struct Prune: AsyncParsableCommand {
     func run() async throws {
         let age = try PruneAge.parse(olderThan)
         let pruned = try await options.openStore().prune(olderThan: age, includingConflicts: conflicts)
-        options.emit(.object([("pruned", .int(pruned))]), text: "pruned \(pruned)")
+        options.emit(Documents.pruned(pruned), text: "pruned \(pruned)")
     }
 }
 

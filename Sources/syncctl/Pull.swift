@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 import CollectionsAPI
 import Foundation
 
@@ -60,8 +61,7 @@ struct Pull: AsyncParsableCommand {
 
     /// The pull's summary (with `--json` its document, and the error object when it failed).
     private func emit(_ collection: CollectionID, entries: Int, remoteWrites: Int, conflicts: Int, _ failure: Failure?) {
-        var members: [(String, JSON)] = [("collection_id", .string(collection.rawValue)), ("entries", .int(entries)),
-                                         ("remote_writes", .int(remoteWrites)), ("conflicts", .int(conflicts))]
+        var members = Documents.pull(collection, entries: entries, remoteWrites: remoteWrites, conflicts: conflicts)
         if let failure {
             members.append(("error", failure.json))
         }

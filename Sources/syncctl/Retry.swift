@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 
 struct Retry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,14 +29,14 @@ struct Retry: AsyncParsableCommand {
     func run() async throws {
         let ids = try parseAll(ops, OpID.init(validating:))
         let store = try await options.openStore()
-        let retried: [Int64]
+        let retried: [OpID]
         if all {
-            retried = try await store.retryAllFailed().map(\.rawValue)
+            retried = try await store.retryAllFailed()
         } else {
             try await store.retry(ids)
-            retried = ids.map(\.rawValue)
+            retried = ids
         }
-        options.emit(.object([("retried", .array(retried.map { .int($0) }))]),
+        options.emit(Documents.retried(retried),
                      text: "\(retried.count) op\(retried.count == 1 ? "" : "s") back to pending")
     }
 }
@@ -60,7 +61,7 @@ struct Discard: AsyncParsableCommand {
     func run() async throws {
         let ids = try parseAll(ops, OpID.init(validating:))
         try await options.openStore().discard(ids)
-        options.emit(.object([("discarded", .array(ids.map { .int($0.rawValue) }))]),
+        options.emit(Documents.discarded(ids),
                      text: "\(ids.count) op\(ids.count == 1 ? "" : "s") discarded")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 /// A JSON value with ordered object keys and explicit nulls, so that `--json` documents keep the
 /// contract's keys (present even when null) in a stable order.
-enum JSON: Sendable {
+package enum JSON: Sendable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -8,11 +8,11 @@ enum JSON: Sendable {
     case array([JSON])
     case object([(String, JSON)])
 
-    static func int(_ value: Int) -> JSON { .int(Int64(value)) }
-    static func optional(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
+    package static func int(_ value: Int) -> JSON { .int(Int64(value)) }
+    package static func optional(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
 
     /// Compact JSON text.
-    var text: String {
+    package var text: String {
         var out = ""
         write(to: &out)
         return out
