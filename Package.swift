@@ -13,6 +13,8 @@ let package = Package(
         // A faithful, fault-injecting mock of the Collections API for users' own tests.
         .library(name: "CollectionsMock", targets: ["CollectionsMock"]),
         .executable(name: "syncctl", targets: ["syncctl"]),
+        // libcollectionsync.so: the C interface (Sources/CollectionSyncC/include/collectionsync.h).
+        .library(name: "collectionsync", type: .dynamic, targets: ["CollectionSyncC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -89,6 +91,12 @@ let package = Package(
             name: "CollectionSyncJSON",
             dependencies: ["CollectionSync"]
         ),
+        // The C interface: @_cdecl functions over the Swift API, its header in include/.
+        .target(
+            name: "CollectionSyncC",
+            dependencies: ["CollectionSync", "CollectionSyncJSON"],
+            exclude: ["include"]
+        ),
         .executableTarget(
             name: "syncctl",
             dependencies: [
@@ -161,10 +169,16 @@ let package = Package(
                            // The DocC snippets run the engine in a ServiceGroup (SnippetTests.swift).
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
+        // The C interface from C programs built with the system compiler against the header.
+        .testTarget(
+            name: "CInterfaceTests",
+            dependencies: ["CollectionSyncC", "TestSupport"],
+            exclude: ["store.c", "header.cpp"]
+        ),
         .testTarget(
             name: "SyncctlTests",
             // Depending on the executable makes `swift test` build the binary the tests run.
-            dependencies: ["syncctl", "reading-list", "CollectionSync", "CollectionsMock", "TestSupport",
+            dependencies: ["syncctl", "reading-list", "CollectionSync", "CollectionSyncJSON", "CollectionsMock", "TestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
     ]

@@ -3,18 +3,6 @@ import CollectionSync
 import CollectionSyncJSON
 import CollectionsAPI
 
-/// The exit codes of the contract (sysexits), `syncctl.md`.
-enum Exit {
-    static let ok: Int32 = 0
-    static let usage: Int32 = 64
-    static let deadLetters: Int32 = 65
-    static let unavailable: Int32 = 69
-    static let database: Int32 = 74
-    static let tryLater: Int32 = 75
-    static let auth: Int32 = 77
-    static let config: Int32 = 78
-}
-
 /// A failure to report: the contract's exit code and a message for people.
 struct Failure: Error, CustomStringConvertible {
     let exitCode: Int32
@@ -40,31 +28,10 @@ struct Failure: Error, CustomStringConvertible {
 
     /// The contract's reading of any error a command can meet.
     init(_ error: any Error) {
-        switch error {
-        case let failure as Failure:
+        if let failure = error as? Failure {
             self = failure
-        case is CancellationError:
-            exitCode = Exit.tryLater
-            message = "interrupted"
-        case let error as CollectionsAPIError:
-            switch error.code {
-            case .configuration: exitCode = Exit.config
-            case .authentication, .forbidden, .clockSkew: exitCode = Exit.auth
-            case .rateLimited, .cancelled: exitCode = Exit.tryLater
-            case .notFound, .invalidRequest, .permanent, .tooManyChanges, .invalidArgument: exitCode = Exit.usage
-            default: exitCode = Exit.unavailable
-            }
-            message = error.description
-        case let error as SyncError:
-            switch error.code {
-            case .invalidInput, .opNotFound: exitCode = Exit.usage
-            case .opInFlight, .leaseNotHeld: exitCode = Exit.tryLater
-            default: exitCode = Exit.database
-            }
-            message = error.description
-        default:
-            exitCode = Exit.database
-            message = String(describing: error)
+        } else {
+            (exitCode, message) = Exit.reading(error)
         }
     }
 }

@@ -1,3 +1,4 @@
+import CollectionSyncJSON
 import Foundation
 import Logging
 import ServiceLifecycle

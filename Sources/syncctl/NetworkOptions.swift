@@ -1,5 +1,6 @@
 import ArgumentParser
 import CollectionSync
+import CollectionSyncJSON
 import CollectionsAPI
 import Foundation
 import Logging

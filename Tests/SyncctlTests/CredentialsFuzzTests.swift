@@ -1,3 +1,4 @@
+import CollectionSyncJSON
 import Foundation
 import PropertyBased
 @testable import syncctl

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// libcollectionsync.so from outside Swift: C programs built with the system compiler from the
+/// header alone, run as separate processes.
+@Suite("The C interface, from C", .timeLimit(.minutes(1)))
+struct CInterfaceTests {
+    let folder = TemporaryFolder()
+    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static let include = here.deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Sources/CollectionSyncC/include").path
+
+    /// The folder of the built library (the build folder the tests run from).
+    static let library: URL? = {
+        var folder = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<3 {
+            if FileManager.default.fileExists(atPath: folder.appendingPathComponent("libcollectionsync.so").path) { return folder }
+            folder = folder.deletingLastPathComponent()
+        }
+        return nil
+    }()
+
+    @Test("store.c: edits, reads, retry, discard, prune, and every kind of bad input, from C")
+    func storeFromC() async throws {
+        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
+        let program = folder.path("store")
+        let compiled = try await run("/usr/bin/env", ["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                                                      "-I", Self.include, Self.here.appendingPathComponent("store.c").path,
+                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
+                                                      "-o", program])
+        #expect(compiled.status == 0, "\(compiled.output)")
+        let ran = try await run(program, [folder.path("app.sqlite")])
+        #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
+    }
+
+    @Test("the header is C99 and C++ with every warning as an error")
+    func header() async throws {
+        let cxx = try await run("/usr/bin/env", ["c++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
+                                                 "-I", Self.include, Self.here.appendingPathComponent("header.cpp").path])
+        #expect(cxx.status == 0, "\(cxx.output)")
+    }
+
+    /// Runs a program to its end in the test's folder; its status and its output (stdout, stderr).
+    private func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = folder.url
+        let output = folder.url.appendingPathComponent("output-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        try handle.close()
+        return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+    }
+}
