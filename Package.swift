@@ -88,20 +88,20 @@ let package = Package(
         ),
         // The JSON documents of syncctl.md, for syncctl's --json and the C library's results.
         .target(
-            name: "CollectionSyncJSON",
+            name: "SyncctlContract",
             dependencies: ["CollectionSync"]
         ),
         // The C interface: @_cdecl functions over the Swift API, its header in include/.
         .target(
             name: "CollectionSyncC",
-            dependencies: ["CollectionSync", "CollectionSyncJSON"],
+            dependencies: ["CollectionSync", "SyncctlContract"],
             exclude: ["include"]
         ),
         .executableTarget(
             name: "syncctl",
             dependencies: [
                 "CollectionSync",
-                "CollectionSyncJSON",
+                "SyncctlContract",
                 "CollectionsMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "SyncctlTests",
             // Depending on the executable makes `swift test` build the binary the tests run.
-            dependencies: ["syncctl", "reading-list", "CollectionSync", "CollectionSyncJSON", "CollectionsMock", "TestSupport",
+            dependencies: ["syncctl", "reading-list", "CollectionSync", "SyncctlContract", "CollectionsMock", "TestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based")]
         ),
     ]

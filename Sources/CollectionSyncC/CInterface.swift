@@ -1,5 +1,5 @@
 import CollectionSync
-import CollectionSyncJSON
+import SyncctlContract
 import Foundation
 import Synchronization
 

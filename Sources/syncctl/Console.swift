@@ -1,6 +1,6 @@
-import CollectionSyncJSON
 import Foundation
 import Logging
+import SyncctlContract
 import Synchronization
 
 /// The one writer of syncctl's stdout and stderr.

@@ -1,9 +1,9 @@
 import ArgumentParser
-import CollectionSync
-import CollectionSyncJSON
 import CollectionsAPI
 import CollectionsMock
+import CollectionSync
 import Foundation
+import SyncctlContract
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,8 @@
 import ArgumentParser
-import CollectionSync
-import CollectionSyncJSON
 import CollectionsAPI
+import CollectionSync
 import Foundation
+import SyncctlContract
 
 struct Flush: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

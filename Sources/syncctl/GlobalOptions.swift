@@ -1,8 +1,8 @@
 import ArgumentParser
 import CollectionSync
-import CollectionSyncJSON
 import Foundation
 import Logging
+import SyncctlContract
 
 /// Options every command takes: output and logs.
 struct OutputOptions: ParsableArguments {

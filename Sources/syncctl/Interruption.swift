@@ -1,7 +1,7 @@
-import CollectionSyncJSON
 import Foundation
 import Logging
 import ServiceLifecycle
+import SyncctlContract
 import Synchronization
 import UnixSignals
 

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CollectionSync
-import CollectionSyncJSON
+import SyncctlContract
 
 struct Log: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

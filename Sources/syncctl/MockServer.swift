@@ -1,7 +1,7 @@
 import ArgumentParser
-import CollectionSyncJSON
 import CollectionsMock
 import Foundation
+import SyncctlContract
 import UnixSignals
 
 struct MockServer: AsyncParsableCommand {

@@ -1,9 +1,9 @@
 import ArgumentParser
-import CollectionSync
-import CollectionSyncJSON
 import CollectionsAPI
+import CollectionSync
 import Foundation
 import Logging
+import SyncctlContract
 
 /// Options of the commands that talk to the API.
 struct NetworkOptions: ParsableArguments {
@@ -17,10 +17,10 @@ struct NetworkOptions: ParsableArguments {
         valueName: "path"))
     var credentials: String?
 
-    static let defaultAPIBase = "https://api.twitter.com/1.1"
-    static let oauthNames = ["TWITTER_CONSUMER_KEY", "TWITTER_CONSUMER_SECRET", "TWITTER_ACCESS_TOKEN", "TWITTER_ACCESS_TOKEN_SECRET"]
-    static let bearerName = "TWITTER_BEARER_TOKEN"
-    static let userIDName = "TWITTER_USER_ID"
+    static let defaultAPIBase = APISettings.defaultAPIBase
+    static let oauthNames = APISettings.oauthNames
+    static let bearerName = APISettings.bearerName
+    static let userIDName = APISettings.userIDName
 
     /// The base URL: flag, then environment, then default; checked (https, or http to loopback).
     func resolvedAPIBase(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
@@ -34,15 +34,13 @@ struct NetworkOptions: ParsableArguments {
     /// The base URL as given (not checked) and where it came from.
     func apiBaseSetting(environment: [String: String] = ProcessInfo.processInfo.environment) -> (url: String, source: String) {
         if let apiBase, !apiBase.isEmpty { return (apiBase, "--api-base") }
-        if let url = environment["SYNCCTL_API_BASE"], !url.isEmpty { return (url, "SYNCCTL_API_BASE") }
-        return (Self.defaultAPIBase, "the default")
+        return APISettings.apiBase(environment: environment)
     }
 
     /// The credentials file, if one is given, and where it was named.
     func credentialsFileSetting(environment: [String: String] = ProcessInfo.processInfo.environment) -> (path: String, source: String)? {
         if let credentials, !credentials.isEmpty { return (credentials, "--credentials") }
-        if let path = environment["SYNCCTL_CREDENTIALS"], !path.isEmpty { return (path, "SYNCCTL_CREDENTIALS") }
-        return nil
+        return APISettings.credentialsFile(environment: environment)
     }
 
     /// Credentials from the credentials file when one is given, else from the environment.
@@ -57,17 +55,7 @@ struct NetworkOptions: ParsableArguments {
 
     /// The credentials `values` (the environment's, or a credentials file's) hold.
     static func credentials(from values: [String: String]) throws -> APICredentials {
-        let oauth = oauthNames.map { values[$0].flatMap { $0.isEmpty ? nil : $0 } }
-        let present = oauth.compactMap { $0 }
-        if present.count == 4 {
-            return .oauth1(consumerKey: present[0], consumerSecret: present[1], accessToken: present[2], accessTokenSecret: present[3])
-        }
-        if !present.isEmpty {
-            let missing = zip(oauthNames, oauth).filter { $0.1 == nil }.map(\.0)
-            throw Failure(exitCode: Exit.config, message: "incomplete OAuth 1.0a credentials: \(missing.joined(separator: ", ")) missing (the four values go together)")
-        }
-        if let bearer = values[bearerName], !bearer.isEmpty { return .bearer(bearer) }
-        throw Failure(exitCode: Exit.config, message: "no credentials: set \(oauthNames.joined(separator: ", ")) or \(bearerName), or give --credentials FILE")
+        try APISettings.credentials(from: values)
     }
 
     /// Runs `body` with an engine over a fresh transport, which is shut down afterwards whether
@@ -131,75 +119,5 @@ struct BatchOptions: ParsableArguments {
     func apply(to configuration: inout SyncEngine.Configuration) {
         configuration.batchSize = batchSize
         configuration.concurrency = concurrency
-    }
-}
-
-/// The `KEY=value` credentials file.
-enum CredentialsFile {
-    /// The credentials, and the user id that `collections/list` names (not a secret, but it
-    /// travels with them: semantics.md, "Which user").
-    static let names = Set(NetworkOptions.oauthNames + [NetworkOptions.bearerName, NetworkOptions.userIDName])
-
-    /// Reads the file after checking that only its owner can read it. Never echoes a value.
-    static func read(_ path: String) throws -> [String: String] {
-        try checkPrivate(path)
-        return try readValues(path)
-    }
-
-    /// Refuses a file that is missing, not a regular file, or readable by group or others;
-    /// returns its permission bits.
-    @discardableResult
-    static func checkPrivate(_ path: String) throws -> mode_t {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw Failure(exitCode: Exit.config, message: "cannot read the credentials file \(path): \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw Failure(exitCode: Exit.config, message: "the credentials file \(path) is not a regular file")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw Failure(exitCode: Exit.config, message: String(format: "the credentials file %@ is readable by group or others (mode %04o): run chmod 600 on it", path, Int(info.st_mode & 0o7777)))
-        }
-        return info.st_mode & 0o7777
-    }
-
-    /// The file's values, with no check of its mode (``read(_:)`` checks it first).
-    static func readValues(_ path: String) throws -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Failure(exitCode: Exit.config, message: "cannot read the credentials file \(path)")
-        }
-        return try parse(String(decoding: data, as: UTF8.self), path: path)
-    }
-
-    /// `KEY=value` lines; blank lines and `#` comments are skipped; values may be quoted.
-    static func parse(_ text: String, path: String) throws -> [String: String] {
-        var values: [String: String] = [:]
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            guard let equals = line.firstIndex(of: "=") else {
-                throw Failure(exitCode: Exit.config, message: "the credentials file \(path), line \(number + 1): expected KEY=value")
-            }
-            var key = String(line[..<equals]).trimmingCharacters(in: .whitespaces)
-            if key.hasPrefix("export ") { key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
-            guard names.contains(key) else {
-                throw Failure(exitCode: Exit.config, message: "the credentials file \(path), line \(number + 1): unknown key \(quotedKey(key))")
-            }
-            var value = String(line[line.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-                value = String(value.dropFirst().dropLast())
-            }
-            values[key] = value
-        }
-        return values
-    }
-
-    /// The key, quoted, when it reads like a variable name (upper-case letters, digits and `_`);
-    /// anything else may be a value typed on the wrong line, and is never echoed.
-    private static func quotedKey(_ key: String) -> String {
-        let isName = (1...40).contains(key.utf8.count) && key.utf8.allSatisfy {
-            ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
-        }
-        return isName ? "\"" + key + "\"" : "(not shown: it is not a variable name, and may be a value on the wrong line)"
     }
 }

@@ -1,6 +1,6 @@
 import CollectionSync
-import CollectionSyncJSON
 import Foundation
+import SyncctlContract
 
 extension LogEvent {
     /// One line for people.

@@ -1,6 +1,6 @@
 import CollectionSync
-import CollectionSyncJSON
 import Foundation
+import SyncctlContract
 import Synchronization
 
 /// A live progress line on stderr while a flush, pull or watch runs, when stderr is a terminal

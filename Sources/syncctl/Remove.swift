@@ -1,7 +1,7 @@
 import ArgumentParser
 import CollectionSync
-import CollectionSyncJSON
 import Foundation
+import SyncctlContract
 
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CollectionSync
-import CollectionSyncJSON
+import SyncctlContract
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,9 +1,9 @@
 import ArgumentParser
-import CollectionSync
-import CollectionSyncJSON
 import CollectionsAPI
+import CollectionSync
 import Foundation
 import Logging
+import SyncctlContract
 
 @main
 struct SyncCtl: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import CollectionsAPI
 import Foundation
+import SyncctlContract
 
 /// Where `remove` and `add` take their tweet ids from: the arguments, standard input (`-`), or a
 /// file (`--ids-from PATH`). Exactly one source per call.

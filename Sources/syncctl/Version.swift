@@ -1,5 +1,5 @@
 import CollectionSync
-import CollectionSyncJSON
+import SyncctlContract
 
 /// `syncctl --version [--json]`: the version, the SQLite library it runs on and the newest schema
 /// it knows. Answered in `SyncCtl.main` before parsing (swift-argument-parser's own `--version`

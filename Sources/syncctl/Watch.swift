@@ -1,10 +1,10 @@
 import ArgumentParser
-import CollectionSync
-import CollectionSyncJSON
 import CollectionsAPI
+import CollectionSync
 import Foundation
 import Logging
 import ServiceLifecycle
+import SyncctlContract
 import Synchronization
 
 struct Watch: AsyncParsableCommand {

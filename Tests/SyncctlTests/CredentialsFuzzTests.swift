@@ -1,7 +1,7 @@
-import CollectionSyncJSON
 import Foundation
 import PropertyBased
 @testable import syncctl
+import SyncctlContract
 import Testing
 import TestSupport
 

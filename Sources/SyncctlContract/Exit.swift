@@ -15,6 +15,8 @@ package enum Exit {
     /// The contract's reading of an error of the engine: its exit code, and a message for people.
     package static func reading(_ error: any Error) -> (code: Int32, message: String) {
         switch error {
+        case let failure as Failure:
+            return (failure.exitCode, failure.message)
         case is CancellationError:
             return (tryLater, "interrupted")
         case let error as CollectionsAPIError:
