@@ -13,7 +13,7 @@ let package = Package(
         // A faithful, fault-injecting mock of the Collections API for users' own tests.
         .library(name: "CollectionsMock", targets: ["CollectionsMock"]),
         .executable(name: "syncctl", targets: ["syncctl"]),
-        // libcollectionsync.so: the C interface (Sources/CollectionSyncC/include/collectionsync.h).
+        // libcollectionsync.so: the C interface (Sources/CCollectionSync/include/collectionsync.h).
         .library(name: "collectionsync", type: .dynamic, targets: ["CollectionSyncC"]),
     ],
     dependencies: [
@@ -91,11 +91,14 @@ let package = Package(
             name: "SyncctlContract",
             dependencies: ["CollectionSync"]
         ),
-        // The C interface: @_cdecl functions over the Swift API, its header in include/.
+        // The C interface: its header (include/collectionsync.h, what C programs include) ...
+        .target(name: "CCollectionSync"),
+        // ... and @_cdecl functions over the Swift API that implement it.
         .target(
             name: "CollectionSyncC",
-            dependencies: ["CollectionSync", "SyncctlContract"],
-            exclude: ["include"]
+            dependencies: ["CCollectionSync", "CollectionSync", "SyncctlContract",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .executableTarget(
             name: "syncctl",
@@ -172,8 +175,8 @@ let package = Package(
         // The C interface from C programs built with the system compiler against the header.
         .testTarget(
             name: "CInterfaceTests",
-            dependencies: ["CollectionSyncC", "TestSupport"],
-            exclude: ["store.c", "header.cpp"]
+            dependencies: ["CollectionSyncC", "CollectionsMock", "TestSupport"],
+            exclude: ["store.c", "sync.c", "header.cpp"]
         ),
         .testTarget(
             name: "SyncctlTests",

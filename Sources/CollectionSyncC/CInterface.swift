@@ -1,3 +1,4 @@
+import CCollectionSync
 import CollectionSync
 import SyncctlContract
 import Foundation
@@ -175,10 +176,9 @@ public func cs_store_prune(_ store: OpaquePointer?, _ olderThan: Int64, _ includ
 /// was closed (or never given) is refused, not followed.
 final class Handles<Object: Sendable>: Sendable {
     private let objects = Mutex<[UInt: Object]>([:])
-    private let next = Atomic<UInt>(0)
 
     func insert(_ object: Object) -> OpaquePointer {
-        let id = next.add(1, ordering: .relaxed).newValue
+        let id = handleIDs.add(1, ordering: .relaxed).newValue
         objects.withLock { $0[id] = object }
         return OpaquePointer(bitPattern: id)!
     }
@@ -195,6 +195,10 @@ final class Handles<Object: Sendable>: Sendable {
         return objects.withLock { $0.removeValue(forKey: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))) }
     }
 }
+
+/// One sequence for every kind of handle: a store's number is never an engine's (a C cast
+/// between the two is refused, not followed).
+let handleIDs = Atomic<UInt>(0)
 
 let stores = Handles<SyncStore>()
 

@@ -107,4 +107,38 @@ package enum Documents {
         [("collection_id", .string(collection.rawValue)), ("entries", .int(entries)),
          ("remote_writes", .int(remoteWrites)), ("conflicts", .int(conflicts))]
     }
+
+    /// An event of `watch --json` (and of the C library's event callback) without its `at`, or
+    /// nil for an event that is not one of the contract's (progress, the end of each flush).
+    package static func event(_ event: SyncEvent) -> [(String, JSON)]? {
+        switch event {
+        case .applied(let op):
+            return [("event", .string("applied"))] + members(of: op)
+        case .reconciled(let op):
+            return [("event", .string("reconciled"))] + members(of: op)
+        case .failed(let op, let reason):
+            return [("event", .string("failed"))] + members(of: op) + [("reason", .string(reason))]
+        case .retryScheduled(let ops, let at, let error):
+            return [("event", .string("waiting")), ("ops", .int(ops)), ("until", .string(rfc3339(at))), ("error", .string(error))]
+        case .waitingForRateLimit(let endpoint, let until):
+            return [("event", .string("rate_limited")), ("endpoint", .string(endpoint.rawValue)), ("until", .string(rfc3339(until)))]
+        case .unreachable(let reason):
+            return [("event", .string("unreachable")), ("reason", .string(reason))]
+        case .authenticationRejected(let reason):
+            return [("event", .string("auth_rejected")), ("reason", .string(reason))]
+        case .requestSent, .stopped, .pulled, .pageFetched:
+            return nil
+        }
+    }
+
+    private static func members(of op: Op) -> [(String, JSON)] {
+        [("op_id", .int(op.id.rawValue)), ("op", .string(op.kind.rawValue)),
+         ("collection_id", .string(op.collection.rawValue)), ("tweet_id", .string(op.tweet.rawValue))]
+    }
 }
+
+/// "1 op", "2 ops".
+package func ops(_ count: Int) -> String { counted(count, "op", "ops") }
+
+/// A count and its noun in the right number: "1 entry", "0 entries".
+package func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }

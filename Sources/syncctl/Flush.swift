@@ -62,36 +62,9 @@ struct Flush: AsyncParsableCommand {
         }
     }
 
-    /// The contract's exit code for a flush report (78, 77, 69, 75, 65 in that order of precedence).
+    /// The contract's exit code for a flush report (``Exit/flush(_:interruptedBy:)``).
     static func exitCode(_ report: FlushReport, interruptedBy signal: String? = nil) -> (Int32, String) {
-        switch report.stopReason {
-        case .configuration(let error): return (Exit.config, error.description)
-        case .authentication(let error): return (Exit.auth, error.description)
-        default: break
-        }
-        if report.pending > 0, let unreachable = report.unreachable { return (Exit.unavailable, "the API could not be reached: \(unreachable)") }
-        if let signal {
-            return (Exit.tryLater, "interrupted by \(signal)" + (report.pending > 0 ? ": \(ops(report.pending)) pending, sent again by the next flush" : ""))
-        }
-        switch report.stopReason {
-        case .leaseHeld(let holder):
-            return (Exit.tryLater, "another flush holds the lease (pid \(holder.pid) on \(holder.host), until \(rfc3339(holder.expiresAt)))")
-        case .rateLimited(let until) where report.pending > 0:
-            return (Exit.tryLater, "rate limited until \(rfc3339(until)); \(ops(report.pending)) pending")
-        case .deadline where report.pending > 0:
-            return (Exit.tryLater, "the deadline passed with \(ops(report.pending)) pending")
-        case .cancelled where report.pending > 0:
-            return (Exit.tryLater, "interrupted with \(ops(report.pending)) pending")
-        default:
-            break
-        }
-        if report.pending > 0 {
-            return (Exit.tryLater, "\(ops(report.pending)) pending, next attempt \(report.nextAttemptAt.map(rfc3339) ?? "when due")")
-        }
-        if report.deadLetters > 0 {
-            return (Exit.deadLetters, "\(report.deadLetters == 1 ? "1 dead-lettered op" : "\(report.deadLetters) dead-lettered ops") in the outbox (syncctl outbox --failed)")
-        }
-        return (Exit.ok, "")
+        Exit.flush(report, interruptedBy: signal)
     }
 
     /// Prints the flush document (and the summary on stderr); returns `failure` marked as reported.

@@ -14,9 +14,3 @@ extension LogEvent {
         return text
     }
 }
-
-/// "1 op", "2 ops".
-func ops(_ count: Int) -> String { counted(count, "op", "ops") }
-
-/// A count and its noun in the right number: "1 entry", "0 entries".
-func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }

@@ -122,31 +122,11 @@ final class EventLines: Sendable {
 
     private func line(for event: SyncEvent) -> [(String, JSON)]? {
         switch event {
-        case .applied(let op):
-            totals.withLock { $0.applied += 1 }
-            return [("event", .string("applied"))] + members(of: op)
-        case .reconciled(let op):
-            totals.withLock { $0.reconciled += 1 }
-            return [("event", .string("reconciled"))] + members(of: op)
-        case .failed(let op, let reason):
-            totals.withLock { $0.failed += 1 }
-            return [("event", .string("failed"))] + members(of: op) + [("reason", .string(reason))]
-        case .retryScheduled(let ops, let at, let error):
-            return [("event", .string("waiting")), ("ops", .int(ops)), ("until", .string(rfc3339(at))), ("error", .string(error))]
-        case .waitingForRateLimit(let endpoint, let until):
-            return [("event", .string("rate_limited")), ("endpoint", .string(endpoint.rawValue)), ("until", .string(rfc3339(until)))]
-        case .unreachable(let reason):
-            return [("event", .string("unreachable")), ("reason", .string(reason))]
-        case .authenticationRejected(let reason):
-            return [("event", .string("auth_rejected")), ("reason", .string(reason))]
-        case .requestSent, .stopped, .pulled, .pageFetched:
-            // Progress, and the end of each of the watch's flushes: not events of the contract.
-            return nil
+        case .applied: totals.withLock { $0.applied += 1 }
+        case .reconciled: totals.withLock { $0.reconciled += 1 }
+        case .failed: totals.withLock { $0.failed += 1 }
+        default: break
         }
-    }
-
-    private func members(of op: Op) -> [(String, JSON)] {
-        [("op_id", .int(op.id.rawValue)), ("op", .string(op.kind.rawValue)),
-         ("collection_id", .string(op.collection.rawValue)), ("tweet_id", .string(op.tweet.rawValue))]
+        return Documents.event(event)
     }
 }

@@ -1,3 +1,4 @@
+import CollectionsMock
 import Foundation
 import Testing
 import TestSupport
@@ -9,7 +10,7 @@ struct CInterfaceTests {
     let folder = TemporaryFolder()
     static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     static let include = here.deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Sources/CollectionSyncC/include").path
+        .appendingPathComponent("Sources/CCollectionSync/include").path
 
     /// The folder of the built library (the build folder the tests run from).
     static let library: URL? = {
@@ -34,6 +35,31 @@ struct CInterfaceTests {
         #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
     }
 
+    @Test("sync.c: observation, events, pull, a flush through an outage, the watch, from C, against the mock")
+    func syncFromC() async throws {
+        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
+        let program = folder.path("sync")
+        let compiled = try await run("/usr/bin/env", ["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread",
+                                                      "-D_POSIX_C_SOURCE=200809L",
+                                                      "-I", Self.include, Self.here.appendingPathComponent("sync.c").path,
+                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
+                                                      "-o", program])
+        #expect(compiled.status == 0, "\(compiled.output)")
+        // A port where nothing listens: bound, then closed.
+        let down = try await withMockServer { $0.baseURL }
+        try await withMockServer { server in
+            let id = try server.createCollection(tweetIDs: ["101", "102", "103"])
+            let credentials = server.credentials
+            let ran = try await run(program, [folder.path("app.sqlite"), id, down], environment: [
+                "SYNCCTL_API_BASE": server.baseURL, "TWITTER_CONSUMER_KEY": credentials.consumerKey,
+                "TWITTER_CONSUMER_SECRET": credentials.consumerSecret, "TWITTER_ACCESS_TOKEN": credentials.accessToken,
+                "TWITTER_ACCESS_TOKEN_SECRET": credentials.accessTokenSecret,
+            ])
+            #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
+            #expect(Set(server.tweetIDs(of: id) ?? []) == ["101", "103", "104"])
+        }
+    }
+
     @Test("the header is C99 and C++ with every warning as an error")
     func header() async throws {
         let cxx = try await run("/usr/bin/env", ["c++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
@@ -42,10 +68,12 @@ struct CInterfaceTests {
     }
 
     /// Runs a program to its end in the test's folder; its status and its output (stdout, stderr).
-    private func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws
+        -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = ["PATH": "/usr/bin:/bin", "HOME": folder.path("home")].merging(environment) { $1 }
         process.currentDirectoryURL = folder.url
         let output = folder.url.appendingPathComponent("output-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)

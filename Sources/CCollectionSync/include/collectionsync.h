@@ -102,6 +102,92 @@ cs_status cs_store_discard(cs_store *store, const int64_t *op_ids, size_t count,
 cs_status cs_store_prune(cs_store *store, int64_t older_than_seconds, int include_conflicts, char **result,
                          char **error);
 
+/* ---- Observation ------------------------------------------------------------------------ */
+
+/* Called with a JSON document (UTF-8, valid only during the call; copy it to keep it) and the
+ * `context` given at registration. Called on a thread of the library, never on the caller's, one
+ * call at a time per registration, in order. It must not unregister its own registration. */
+typedef void (*cs_document_callback)(void *context, const char *json);
+
+/* A registered callback: an observation of a view or of the status, or an engine's events. */
+typedef struct cs_observation cs_observation;
+
+/*
+ * Observes the local view of a collection: `callback` gets its current document at once (the
+ * shape of cs_store_entries), then a new one after each committed change to it, made by this
+ * process or another on the same file (syncctl, a timer's flush), never the same twice in a row.
+ */
+cs_status cs_observe_entries(cs_store *store, const char *collection_id, cs_document_callback callback, void *context,
+                             cs_observation **observation, char **error);
+
+/* The same for the queue and sync state (the shape of cs_store_status). */
+cs_status cs_observe_status(cs_store *store, cs_document_callback callback, void *context,
+                            cs_observation **observation, char **error);
+
+/* Unregisters: returns only after the last call of its callback has finished; none follows. The
+ * handle is invalid afterwards (a second call returns CS_USAGE). */
+cs_status cs_observation_cancel(cs_observation *observation, char **error);
+
+/* ---- The sync worker --------------------------------------------------------------------- */
+
+/* An engine: replays a store's outbox against the API, pulls collections. */
+typedef struct cs_engine cs_engine;
+
+/* OAuth 1.0a user credentials (all four), or an app-only bearer token (the others NULL). */
+typedef struct cs_credentials {
+    const char *consumer_key;
+    const char *consumer_secret;
+    const char *access_token;
+    const char *access_token_secret;
+    const char *bearer_token;
+} cs_credentials;
+
+/* How an engine sends. Zero in a field means its default. */
+typedef struct cs_engine_options {
+    int batch_size;  /* changes per entries/curate request, 1 to 100 (default 100) */
+    int concurrency; /* requests in flight at once, 1 or more (default 4) */
+} cs_engine_options;
+
+/*
+ * Makes an engine for `store`. `api_base` NULL: $SYNCCTL_API_BASE, else
+ * https://api.twitter.com/1.1 (https, or http to a loopback host only). `credentials` NULL: read
+ * as syncctl reads them, from the file $SYNCCTL_CREDENTIALS names (owner-only) or else from
+ * $TWITTER_CONSUMER_KEY, ... or $TWITTER_BEARER_TOKEN. `options` NULL: the defaults. CS_CONFIG
+ * when no usable base URL or credentials are found. The engine keeps the store usable; destroy
+ * the engine before closing the store.
+ */
+cs_status cs_engine_create(cs_store *store, const char *api_base, const cs_credentials *credentials,
+                           const cs_engine_options *options, cs_engine **engine, char **error);
+
+/* Stops its watch if running, waits for it, and releases the engine. The handle is invalid
+ * afterwards. */
+cs_status cs_engine_destroy(cs_engine *engine, char **error);
+
+/*
+ * Flushes the outbox once: `deadline_seconds` bounds it (0: none; else 0 to 1e9), `wait` (not 0)
+ * sleeps through backoff and rate-limit waits until the queue is empty or the deadline passes.
+ * Result: syncctl flush --json's document, also on failure. Its status is syncctl flush's exit code:
+ * CS_OK, CS_CONFIG, CS_NOPERM, CS_UNAVAILABLE, CS_TEMPFAIL, CS_DATAERR (ops were dead-lettered).
+ */
+cs_status cs_engine_flush(cs_engine *engine, double deadline_seconds, int wait, char **result, char **error);
+
+/* Pulls a collection and merges it (last writer wins). Result: syncctl pull --json's document. */
+cs_status cs_engine_pull(cs_engine *engine, const char *collection_id, double deadline_seconds, char **result,
+                         char **error);
+
+/* Starts the watch loop in the background (syncctl watch): flushes whenever ops are due, until
+ * cs_engine_watch_stop. CS_USAGE when it already runs. */
+cs_status cs_engine_watch_start(cs_engine *engine, char **error);
+
+/* Stops the watch: lets the answers on the wire land, and returns once it has stopped. */
+cs_status cs_engine_watch_stop(cs_engine *engine, char **error);
+
+/* Registers `callback` for the engine's events, each a document of syncctl watch --json
+ * (applied, reconciled, failed, waiting, rate_limited, unreachable, auth_rejected), on a thread
+ * of the library. Unregister with cs_observation_cancel. */
+cs_status cs_engine_events(cs_engine *engine, cs_document_callback callback, void *context,
+                           cs_observation **observation, char **error);
+
 #ifdef __cplusplus
 }
 #endif
