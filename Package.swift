@@ -92,7 +92,7 @@ let package = Package(
             dependencies: ["CollectionSync"]
         ),
         // The C interface: its header (include/collectionsync.h, what C programs include) ...
-        .target(name: "CCollectionSync"),
+        .target(name: "CCollectionSync", exclude: ["install", "collectionsync.pc.in"]),
         // ... and @_cdecl functions over the Swift API that implement it.
         .target(
             name: "CollectionSyncC",
@@ -176,7 +176,7 @@ let package = Package(
         .testTarget(
             name: "CInterfaceTests",
             dependencies: ["CollectionSyncC", "CollectionsMock", "TestSupport"],
-            exclude: ["store.c", "sync.c", "header.cpp"]
+            exclude: ["store.c", "sync.c", "header.cpp", "example.py"]
         ),
         .testTarget(
             name: "SyncctlTests",
