@@ -176,7 +176,7 @@ let package = Package(
         .testTarget(
             name: "CInterfaceTests",
             dependencies: ["CollectionSyncC", "CollectionsMock", "TestSupport"],
-            exclude: ["store.c", "sync.c", "header.cpp", "example.py"]
+            exclude: ["store.c", "sync.c", "header.cpp", "example.c", "example.py"]
         ),
         .testTarget(
             name: "SyncctlTests",

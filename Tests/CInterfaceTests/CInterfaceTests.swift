@@ -60,6 +60,43 @@ struct CInterfaceTests {
         }
     }
 
+    @Test("example.c, the README's: edit offline, read the view, flush with syncctl's environment")
+    func exampleInC() async throws {
+        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
+        let program = folder.path("example")
+        let compiled = try await run("/usr/bin/env", ["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                                                      "-I", Self.include, Self.here.appendingPathComponent("example.c").path,
+                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
+                                                      "-o", program])
+        #expect(compiled.status == 0, "\(compiled.output)")
+        try await withMockServer { server in
+            let id = try server.createCollection(tweetIDs: ["101", "102"])
+            let ran = try await run(program, [folder.path("app.sqlite"), id], environment: Self.environment(server))
+            #expect(ran.status == 0, "\(ran.output)")
+            #expect(ran.output.hasPrefix(#"{"collection_id":"\#(id)","entries":[]}"#), "\(ran.output)")
+            #expect(ran.output.contains(#""applied":1,"already_applied":0"#), "\(ran.output)")
+            #expect(server.tweetIDs(of: id) == ["101"])
+        }
+    }
+
+    @Test("the README shows example.c and example.py as they are")
+    func readmeExamples() throws {
+        let readme = try String(contentsOf: Self.here.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("README.md"), encoding: .utf8)
+        for file in ["example.c", "example.py"] {
+            let text = try String(contentsOf: Self.here.appendingPathComponent(file), encoding: .utf8)
+            #expect(readme.contains(text), "README.md does not show \(file) as it is")
+        }
+    }
+
+    /// syncctl's environment for the mock: its base URL and test user's credentials.
+    static func environment(_ server: MockCollectionsServer) -> [String: String] {
+        let credentials = server.credentials
+        return ["SYNCCTL_API_BASE": server.baseURL, "TWITTER_CONSUMER_KEY": credentials.consumerKey,
+                "TWITTER_CONSUMER_SECRET": credentials.consumerSecret, "TWITTER_ACCESS_TOKEN": credentials.accessToken,
+                "TWITTER_ACCESS_TOKEN_SECRET": credentials.accessTokenSecret]
+    }
+
     @Test("example.py: the same from Python's standard library (ctypes)")
     func fromPython() async throws {
         let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
