@@ -130,7 +130,8 @@ let package = Package(
                 "CollectionsMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Benchmarks/Runner"
+            path: "Benchmarks/Runner",
+            exclude: ["C"]  // B10's C side, built by Benchmarks/compare with cc against the library
         ),
         // Helpers shared by the test targets: temporary folders, raw reads of a database file.
         .target(

@@ -255,11 +255,13 @@ func opIDs(_ ids: UnsafePointer<Int64>?, _ count: Int) throws -> [OpID] {
 }
 
 /// Runs an async call of the Swift API to its end on the caller's thread (a C caller's thread is
-/// not one of Swift's concurrency pool: blocking it is what the C interface promises).
+/// not one of Swift's concurrency pool: blocking it is what the C interface promises). The task
+/// starts at once on this thread (`Task.immediate`): a call that never suspends, like an edit
+/// whose transaction finds the connection free, runs here from start to end with no thread hop.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let outcome = Outcome<T>()
     let done = DispatchSemaphore(value: 0)
-    Task.detached {
+    Task.immediate {
         do { outcome.set(.success(try await body())) } catch { outcome.set(.failure(error)) }
         done.signal()
     }
