@@ -1,19 +1,26 @@
 /*
  * The sync worker from C: observe a collection's view, its queue and the engine's events while
- * the library pulls, edits, flushes through an outage (a base URL where nothing listens), and
- * watches in the background. Built by CInterfaceTests from the header alone, with -pthread.
+ * the library pulls, edits, flushes through an outage (begun and ended through the mock's admin
+ * routes), and watches in the background. Built by CInterfaceTests from the header alone, with
+ * -pthread.
  *
- *     sync DATABASE COLLECTION_ID DOWN_BASE_URL
+ *     sync DATABASE COLLECTION_ID DOWN_BASE_URL ADMIN_URL
  *
- * The API's base URL and credentials come from the environment, as syncctl reads them.
+ * The API's base URL and credentials come from the environment, as syncctl reads them;
+ * DOWN_BASE_URL is a base URL where nothing listens, ADMIN_URL the mock's admin routes on a port
+ * that stays up during an outage (http://127.0.0.1:PORT/__mock).
  */
 #include <collectionsync.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static int failures = 0;
 
@@ -76,8 +83,29 @@ static void reset(seen *s) {
 
 static seen view, queue, events;
 
+/* POSTs `body` to ADMIN_URL/`route` (a loopback http URL); 1 when the answer is 200. */
+static int admin(const char *admin_url, const char *route, const char *body) {
+    int port = 0;
+    if (sscanf(admin_url, "http://127.0.0.1:%d/", &port) != 1) return 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons((unsigned short)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) return 0;
+    char request[512], answer[256] = {0};
+    int length = snprintf(request, sizeof request,
+                          "POST /__mock/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", route, strlen(body), body);
+    int ok = write(fd, request, (size_t)length) == length && read(fd, answer, sizeof answer - 1) > 0
+        && strncmp(answer, "HTTP/1.1 200", 12) == 0;
+    close(fd);
+    return ok;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: sync DATABASE COLLECTION_ID DOWN_BASE_URL\n"); return 64; }
+    if (argc != 5) { fprintf(stderr, "usage: sync DATABASE COLLECTION_ID DOWN_BASE_URL ADMIN_URL\n"); return 64; }
     const char *collection = argv[2];
     char *result = NULL, *error = NULL;
     cs_store *store = NULL;
@@ -122,9 +150,20 @@ int main(int argc, char **argv) {
     cs_free(error);
     CHECK(cs_engine_destroy(down, &error) == CS_OK);
 
-    /* The API is back: the flush applies it, and the event says so. */
+    /* An outage of the API itself, through the mock's admin routes, and a new edit: 69, both ops
+     * kept (the first is not due yet: backing off); then the API is back. */
+    CHECK(admin(argv[4], "outage", "{\"on\":true}"));
+    const char *also[] = {"103"};
+    CHECK(cs_store_remove(store, collection, also, 1, NULL, &error) == CS_OK);
+    status = cs_engine_flush(engine, 5, 0, &result, &error);
+    CHECK(status == CS_UNAVAILABLE && result != NULL && strstr(result, "\"pending\":2,") != NULL);
+    cs_free(result);
+    cs_free(error);
+    CHECK(admin(argv[4], "outage", "{\"on\":false}"));
+
+    /* The API is back: the flush (waiting out the backoff) applies it, and the event says so. */
     status = cs_engine_flush(engine, 30, 1, &result, &error);
-    CHECK(status == CS_OK && result != NULL && strstr(result, "\"applied\":1,") != NULL);
+    CHECK(status == CS_OK && result != NULL && strstr(result, "\"applied\":2,") != NULL);
     cs_free(result);
     CHECK(until_seen(&events, "\"event\":\"applied\"", 1) && until_seen(&events, "\"tweet_id\":\"102\"", 1));
     CHECK(until_seen(&queue, "\"pending\":0,", 0));
