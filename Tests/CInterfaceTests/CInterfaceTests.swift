@@ -131,6 +131,19 @@ struct CInterfaceTests {
         }
     }
 
+    @Test("threads.c: four writers, a reader, an opener and an observer on one store at once")
+    func threadsFromC() async throws {
+        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
+        let program = folder.path("threads")
+        let compiled = try await run("/usr/bin/env", [Self.cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread",
+                                                      "-I", Self.include, Self.here.appendingPathComponent("threads.c").path,
+                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
+                                                      "-o", program])
+        #expect(compiled.status == 0, "\(compiled.output)")
+        let ran = try await run(program, [folder.path("app.sqlite")])
+        #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
+    }
+
     @Test("the header is C99 and C++ with every warning as an error")
     func header() async throws {
         let cxx = try await run("/usr/bin/env", [Self.cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
