@@ -92,7 +92,7 @@ let package = Package(
             dependencies: ["CollectionSync"]
         ),
         // The C interface: its header (include/collectionsync.h, what C programs include) ...
-        .target(name: "CCollectionSync", exclude: ["install", "check", "valgrind.supp", "collectionsync.pc.in"]),
+        .target(name: "CCollectionSync", exclude: ["install", "check", "valgrind.supp", "exports.map", "collectionsync.pc.in"]),
         // ... and @_cdecl functions over the Swift API that implement it.
         .target(
             name: "CollectionSyncC",
