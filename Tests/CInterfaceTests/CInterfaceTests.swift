@@ -37,27 +37,14 @@ struct CInterfaceTests {
 
     @Test("store.c: edits, reads, retry, discard, prune, and every kind of bad input, from C")
     func storeFromC() async throws {
-        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
-        let program = folder.path("store")
-        let compiled = try await run("/usr/bin/env", [Self.cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                                                      "-I", Self.include, Self.here.appendingPathComponent("store.c").path,
-                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
-                                                      "-o", program])
-        #expect(compiled.status == 0, "\(compiled.output)")
+        let program = try await compile("store")
         let ran = try await run(program, [folder.path("app.sqlite")])
         #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
     }
 
     @Test("sync.c: observation, events, pull, a flush through an outage, the watch, from C, against the mock")
     func syncFromC() async throws {
-        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
-        let program = folder.path("sync")
-        let compiled = try await run("/usr/bin/env", [Self.cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread",
-                                                      "-D_POSIX_C_SOURCE=200809L",
-                                                      "-I", Self.include, Self.here.appendingPathComponent("sync.c").path,
-                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
-                                                      "-o", program])
-        #expect(compiled.status == 0, "\(compiled.output)")
+        let program = try await compile("sync", threads: true)
         // A port where nothing listens: bound, then closed.
         let down = try await withMockServer { $0.baseURL }
         var configuration = MockConfiguration()
@@ -77,13 +64,7 @@ struct CInterfaceTests {
 
     @Test("example.c, the README's: edit offline, read the view, flush with syncctl's environment")
     func exampleInC() async throws {
-        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
-        let program = folder.path("example")
-        let compiled = try await run("/usr/bin/env", [Self.cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                                                      "-I", Self.include, Self.here.appendingPathComponent("example.c").path,
-                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
-                                                      "-o", program])
-        #expect(compiled.status == 0, "\(compiled.output)")
+        let program = try await compile("example")
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["101", "102"])
             let ran = try await run(program, [folder.path("app.sqlite"), id], environment: Self.environment(server))
@@ -133,13 +114,7 @@ struct CInterfaceTests {
 
     @Test("threads.c: four writers, a reader, an opener and an observer on one store at once")
     func threadsFromC() async throws {
-        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
-        let program = folder.path("threads")
-        let compiled = try await run("/usr/bin/env", [Self.cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread",
-                                                      "-I", Self.include, Self.here.appendingPathComponent("threads.c").path,
-                                                      "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path,
-                                                      "-o", program])
-        #expect(compiled.status == 0, "\(compiled.output)")
+        let program = try await compile("threads", threads: true)
         let ran = try await run(program, [folder.path("app.sqlite")])
         #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
     }
@@ -149,6 +124,19 @@ struct CInterfaceTests {
         let cxx = try await run("/usr/bin/env", [Self.cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only",
                                                  "-I", Self.include, Self.here.appendingPathComponent("header.cpp").path])
         #expect(cxx.status == 0, "\(cxx.output)")
+    }
+
+    /// Builds Tests/CInterfaceTests/NAME.c with the system's C compiler against the header and
+    /// the built library, every warning an error; returns the program's path.
+    private func compile(_ name: String, threads: Bool = false) async throws -> String {
+        let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
+        let program = folder.path(name)
+        let compiled = try await run("/usr/bin/env", [Self.cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+            + (threads ? ["-pthread", "-D_POSIX_C_SOURCE=200809L"] : [])
+            + ["-I", Self.include, Self.here.appendingPathComponent("\(name).c").path,
+               "-L", library.path, "-lcollectionsync", "-Wl,-rpath," + library.path, "-o", program])
+        #expect(compiled.status == 0, "\(compiled.output)")
+        return program
     }
 
     /// Runs a program to its end in the test's folder; its status and its output (stdout, stderr).
