@@ -26,13 +26,24 @@ public func cs_free(_ text: UnsafeMutablePointer<CChar>?) { free(text) }
 // MARK: - Stores
 
 @_cdecl("cs_store_open")
-public func cs_store_open(_ path: UnsafePointer<CChar>?, _ store: UnsafeMutablePointer<OpaquePointer?>?,
+public func cs_store_open(_ path: UnsafePointer<CChar>?, _ options: UnsafePointer<cs_store_options>?,
+                          _ store: UnsafeMutablePointer<OpaquePointer?>?,
                           _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     store?.pointee = nil
     return call(error) {
         guard let store else { throw CallError.usage("store must not be NULL") }
         let path = try text(path, "path")
-        let opened = try blocking { try await SyncStore.open(at: path) }
+        var configuration = SyncStore.Configuration()
+        if let options = options?.pointee {
+            guard options.busy_timeout_ms >= 0, options.observation_interval_ms >= 0 else {
+                throw CallError.usage("store options must not be negative")
+            }
+            if options.busy_timeout_ms != 0 { configuration.busyTimeout = .milliseconds(options.busy_timeout_ms) }
+            if options.observation_interval_ms != 0 {
+                configuration.observationInterval = .milliseconds(options.observation_interval_ms)
+            }
+        }
+        let opened = try blocking { [configuration] in try await SyncStore.open(at: path, configuration: configuration) }
         store.pointee = stores.insert(opened)
         return nil
     }

@@ -6,7 +6,7 @@ int main(int argc, char **argv) {
     cs_store *store = NULL;
     cs_engine *engine = NULL;
     char *result = NULL, *error = NULL;
-    cs_status status = cs_store_open(argv[1], &store, &error);
+    cs_status status = cs_store_open(argv[1], NULL, &store, &error);
     if (status != CS_OK) { fprintf(stderr, "%s\n", error); cs_free(error); return status; }
 
     const char *tweets[] = {"102"};                       /* offline: the view changes at once */

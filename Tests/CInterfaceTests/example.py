@@ -27,7 +27,7 @@ def call(function, *args):
 
 database, collection = sys.argv[1].encode(), sys.argv[2].encode()
 store, engine, watching = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
-assert lib.cs_store_open(database, ctypes.byref(store), None) == 0
+assert lib.cs_store_open(database, None, ctypes.byref(store), None) == 0
 
 views, changed = [], threading.Condition()
 def on_view(_context, document):           # on a library thread

@@ -40,7 +40,8 @@ int main(int argc, char **argv) {
     CHECK(cs_abi_version() == CS_ABI_VERSION);
     CHECK(strlen(cs_version()) > 0);
 
-    CHECK(cs_store_open(argv[1], &store, &error) == CS_OK && store != NULL && error == NULL);
+    cs_store_options options = {2000, 0};
+    CHECK(cs_store_open(argv[1], &options, &store, &error) == CS_OK && store != NULL && error == NULL);
 
     /* Edit offline: one transaction each, the view changes at once. */
     const char *removed[] = {"20", "21"};
@@ -76,9 +77,11 @@ int main(int argc, char **argv) {
     const int64_t unknown_op[] = {999};
     cs_status status;
     cs_store *other = NULL;
-    status = cs_store_open(NULL, &other, &error); refused(status, CS_USAGE, NULL, error, __LINE__);
+    status = cs_store_open(NULL, NULL, &other, &error); refused(status, CS_USAGE, NULL, error, __LINE__);
     CHECK(other == NULL);
-    status = cs_store_open("app.sqlite", NULL, &error); refused(status, CS_USAGE, NULL, error, __LINE__);
+    cs_store_options negative = {-1, 0};
+    status = cs_store_open("app.sqlite", &negative, &other, &error); refused(status, CS_USAGE, NULL, error, __LINE__);
+    status = cs_store_open("app.sqlite", NULL, NULL, &error); refused(status, CS_USAGE, NULL, error, __LINE__);
     status = cs_store_remove(store, "custom-1", bad_tweet, 2, &result, &error); refused(status, CS_USAGE, result, error, __LINE__);
     status = cs_store_remove(store, "custom-1", null_tweet, 1, &result, &error); refused(status, CS_USAGE, result, error, __LINE__);
     status = cs_store_remove(store, "custom-1", NULL, 1, &result, &error); refused(status, CS_USAGE, result, error, __LINE__);
@@ -102,7 +105,7 @@ int main(int argc, char **argv) {
     /* A file that is not a database: the database's status, untouched. */
     FILE *junk = fopen("not-a-database.sqlite", "w");
     if (junk) { fputs("this is not SQLite\n", junk); fclose(junk); }
-    status = cs_store_open("not-a-database.sqlite", &store, &error);
+    status = cs_store_open("not-a-database.sqlite", NULL, &store, &error);
     refused(status, CS_IOERR, NULL, error, __LINE__);
     CHECK(store == NULL);
 

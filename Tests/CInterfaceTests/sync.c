@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
     cs_observation *watching_view = NULL, *watching_queue = NULL, *watching_events = NULL;
     reset(&view); reset(&queue); reset(&events);
 
-    CHECK(cs_store_open(argv[1], &store, &error) == CS_OK);
+    CHECK(cs_store_open(argv[1], NULL, &store, &error) == CS_OK);
     CHECK(cs_observe_entries(store, collection, remember, &view, &watching_view, &error) == CS_OK);
     CHECK(cs_observe_status(store, remember, &queue, &watching_queue, &error) == CS_OK);
     CHECK(until_seen(&view, "\"entries\":[]", 0));   /* the current value first */

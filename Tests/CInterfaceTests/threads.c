@@ -57,7 +57,7 @@ static void *opener(void *unused) {
     (void)unused;
     for (int i = 0; i < 20; i++) {
         cs_store *mine = NULL;
-        cs_status status = cs_store_open(path, &mine, NULL);
+        cs_status status = cs_store_open(path, NULL, &mine, NULL);
         if (status != CS_OK) { fail("open", status); continue; }
         char *result = NULL;
         if (cs_store_entries(mine, "custom-7", &result, NULL) != CS_OK) fail("entries", -1);
@@ -81,7 +81,7 @@ static void observed(void *context, const char *json) {
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: threads DATABASE\n"); return 64; }
     path = argv[1];
-    if (cs_store_open(path, &store, NULL) != CS_OK) return 1;
+    if (cs_store_open(path, NULL, &store, NULL) != CS_OK) return 1;
     cs_observation *observation = NULL;
     if (cs_observe_entries(store, "custom-7", observed, NULL, &observation, NULL) != CS_OK) return 1;
 

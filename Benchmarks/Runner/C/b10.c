@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: b10 enqueue DATABASE COUNT | b10 flush DATABASE\n"); return 64; }
     cs_store *store = NULL;
     char *error = NULL, *result = NULL;
-    if (cs_store_open(argv[2], &store, &error) != CS_OK) return fail("open", error);
+    if (cs_store_open(argv[2], NULL, &store, &error) != CS_OK) return fail("open", error);
     if (strcmp(argv[1], "enqueue") == 0 && argc == 4) {
         long count = atol(argv[3]);
         char id[32];

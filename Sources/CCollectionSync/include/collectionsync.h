@@ -53,12 +53,19 @@ const char *cs_version(void);
 /* Frees a string this library returned (a result or an error). NULL does nothing. */
 void cs_free(char *text);
 
+/* How a store opens. Zero in a field means its default. */
+typedef struct cs_store_options {
+    int busy_timeout_ms;         /* how long a write waits for another process's lock (default 5000) */
+    int observation_interval_ms; /* how often observers poll where inotify is unavailable (default 50) */
+} cs_store_options;
+
 /*
  * Opens the database at `path`, creating it (mode 0600, parent folders included) and migrating
- * it as needed; the same file rules as SyncStore.open and syncctl's --db. CS_IOERR for a file
- * that is not a sound database or that a newer build wrote (left untouched).
+ * it as needed; the same file rules as SyncStore.open and syncctl's --db. `options` NULL: the
+ * defaults. CS_IOERR for a file that is not a sound database or that a newer build wrote (left
+ * untouched); CS_USAGE for a negative option.
  */
-cs_status cs_store_open(const char *path, cs_store **store, char **error);
+cs_status cs_store_open(const char *path, const cs_store_options *options, cs_store **store, char **error);
 
 /*
  * Closes a store. The handle is invalid afterwards: using it, or closing it again, returns
