@@ -134,35 +134,35 @@ struct Diagnosis {
         }
         let credentials: APICredentials
         do {
-            credentials = try NetworkOptions.credentials(from: values)
-            let kind = values[NetworkOptions.oauthNames[0]].map { !$0.isEmpty } == true
+            credentials = try APISettings.credentials(from: values)
+            let kind = values[APISettings.oauthNames[0]].map { !$0.isEmpty } == true
                 ? "OAuth 1.0a user context, all four values" : "an OAuth 2.0 bearer token"
             ok("credentials", "credentials", "\(kind) (from \(source))")
         } catch {
-            let fix = NetworkOptions.oauthNames.contains(where: { values[$0].map { !$0.isEmpty } ?? false })
-                ? "set the missing values (the four go together), or unset the others to use \(NetworkOptions.bearerName)"
+            let fix = APISettings.oauthNames.contains(where: { values[$0].map { !$0.isEmpty } ?? false })
+                ? "set the missing values (the four go together), or unset the others to use \(APISettings.bearerName)"
                 : "export the four OAuth 1.0a values or the bearer token, or put them in a file only you can read and give it with --credentials"
             problem("credentials", "credentials", "\(Failure(error).message) (looked in \(source))", fix: fix, code: Exit.config)
             return nil
         }
         // The user id `collections/list` names: TWITTER_USER_ID, else the access token's numeric prefix.
         let userID: String?
-        if let given = values[NetworkOptions.userIDName], !given.isEmpty {
+        if let given = values[APISettings.userIDName], !given.isEmpty {
             guard Self.isUserID(given) else {
                 // Never echoed: it may be a secret typed on the wrong line.
-                problem("user_id", "user id", "\(NetworkOptions.userIDName) (from \(source)) is not a numeric user id",
+                problem("user_id", "user id", "\(APISettings.userIDName) (from \(source)) is not a numeric user id",
                         fix: "set it to the account's numeric id, or unset it to use the access token's numeric prefix", code: Exit.config)
                 return (credentials, nil)
             }
             userID = given
-            ok("user_id", "user id", "\(given) (\(NetworkOptions.userIDName) from \(source))")
-        } else if let token = values[NetworkOptions.oauthNames[2]], let prefix = token.split(separator: "-", maxSplits: 1).first,
+            ok("user_id", "user id", "\(given) (\(APISettings.userIDName) from \(source))")
+        } else if let token = values[APISettings.oauthNames[2]], let prefix = token.split(separator: "-", maxSplits: 1).first,
                   token.contains("-"), Self.isUserID(String(prefix)) {
             userID = String(prefix)
-            ok("user_id", "user id", "\(prefix) (the numeric prefix of \(NetworkOptions.oauthNames[2]))")
+            ok("user_id", "user id", "\(prefix) (the numeric prefix of \(APISettings.oauthNames[2]))")
         } else {
             userID = nil
-            ok("user_id", "user id", "none known (no \(NetworkOptions.userIDName), and the credentials name no user): "
+            ok("user_id", "user id", "none known (no \(APISettings.userIDName), and the credentials name no user): "
                 + "collections/list cannot be read, so a collection made offline cannot be sent")
         }
         return (credentials, userID)

@@ -54,17 +54,12 @@ struct Flush: AsyncParsableCommand {
             throw report(FlushReport(), await store.waiting(), Failure(error))
         }
         let result = outcome.value
-        let (code, message) = Flush.exitCode(result, interruptedBy: outcome.signal)
+        let (code, message) = Exit.flush(result, interruptedBy: outcome.signal)
         if code == Exit.ok {
             _ = report(result, result.pending, nil)
         } else {
             throw report(result, result.pending, Failure(exitCode: code, message: message))
         }
-    }
-
-    /// The contract's exit code for a flush report (``Exit/flush(_:interruptedBy:)``).
-    static func exitCode(_ report: FlushReport, interruptedBy signal: String? = nil) -> (Int32, String) {
-        Exit.flush(report, interruptedBy: signal)
     }
 
     /// Prints the flush document (and the summary on stderr); returns `failure` marked as reported.

@@ -17,11 +17,6 @@ struct NetworkOptions: ParsableArguments {
         valueName: "path"))
     var credentials: String?
 
-    static let defaultAPIBase = APISettings.defaultAPIBase
-    static let oauthNames = APISettings.oauthNames
-    static let bearerName = APISettings.bearerName
-    static let userIDName = APISettings.userIDName
-
     /// The base URL: flag, then environment, then default; checked (https, or http to loopback).
     func resolvedAPIBase(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         do {
@@ -50,12 +45,7 @@ struct NetworkOptions: ParsableArguments {
         if let file = credentialsFileSetting(environment: environment) {
             values = try CredentialsFile.read(file.path)
         }
-        return try Self.credentials(from: values)
-    }
-
-    /// The credentials `values` (the environment's, or a credentials file's) hold.
-    static func credentials(from values: [String: String]) throws -> APICredentials {
-        try APISettings.credentials(from: values)
+        return try APISettings.credentials(from: values)
     }
 
     /// Runs `body` with an engine over a fresh transport, which is shut down afterwards whether
