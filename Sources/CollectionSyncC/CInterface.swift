@@ -195,16 +195,17 @@ final class Handles<Object: Sendable>: Sendable {
     }
 
     func get(_ handle: OpaquePointer?) throws -> Object {
-        guard let handle, let object = objects.withLock({ $0[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))] }) else {
-            throw CallError.closed
-        }
+        guard let handle, let object = objects.withLock({ $0[Self.id(handle)] }) else { throw CallError.closed }
         return object
     }
 
     func remove(_ handle: OpaquePointer?) -> Object? {
         guard let handle else { return nil }
-        return objects.withLock { $0.removeValue(forKey: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))) }
+        return objects.withLock { $0.removeValue(forKey: Self.id(handle)) }
     }
+
+    /// The number a handle stands for.
+    private static func id(_ handle: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle))) }
 }
 
 /// One sequence for every kind of handle: a store's number is never an engine's (a C cast

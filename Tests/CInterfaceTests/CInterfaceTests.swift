@@ -51,12 +51,7 @@ struct CInterfaceTests {
         configuration.adminPort = 0   // the admin routes on a port that stays up during an outage
         try await withMockServer(configuration: configuration) { server in
             let id = try server.createCollection(tweetIDs: ["101", "102", "103"])
-            let credentials = server.credentials
-            let ran = try await run(program, [folder.path("app.sqlite"), id, down, server.adminURL], environment: [
-                "SYNCCTL_API_BASE": server.baseURL, "TWITTER_CONSUMER_KEY": credentials.consumerKey,
-                "TWITTER_CONSUMER_SECRET": credentials.consumerSecret, "TWITTER_ACCESS_TOKEN": credentials.accessToken,
-                "TWITTER_ACCESS_TOKEN_SECRET": credentials.accessTokenSecret,
-            ])
+            let ran = try await run(program, [folder.path("app.sqlite"), id, down, server.adminURL], environment: Self.environment(server))
             #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
             #expect(Set(server.tweetIDs(of: id) ?? []) == ["101", "104"])
         }
@@ -98,14 +93,9 @@ struct CInterfaceTests {
         let library = try #require(Self.library, "libcollectionsync.so is built by `swift build` (the product collectionsync)")
         try await withMockServer { server in
             let id = try server.createCollection(tweetIDs: ["101", "102", "103"])
-            let credentials = server.credentials
             let ran = try await run("/usr/bin/env", ["python3", Self.here.appendingPathComponent("example.py").path,
-                                                     folder.path("app.sqlite"), id], environment: [
-                "LD_LIBRARY_PATH": library.path,
-                "SYNCCTL_API_BASE": server.baseURL, "TWITTER_CONSUMER_KEY": credentials.consumerKey,
-                "TWITTER_CONSUMER_SECRET": credentials.consumerSecret, "TWITTER_ACCESS_TOKEN": credentials.accessToken,
-                "TWITTER_ACCESS_TOKEN_SECRET": credentials.accessTokenSecret,
-            ])
+                                                     folder.path("app.sqlite"), id],
+                                    environment: Self.environment(server).merging(["LD_LIBRARY_PATH": library.path]) { $1 })
             #expect(ran.status == 0, "\(ran.output)")
             #expect(ran.output == "queued ['102']\nview ['103', '101']\nflush 1 applied\n", "\(ran.output)")
             #expect(Set(server.tweetIDs(of: id) ?? []) == ["101", "103"])
