@@ -68,4 +68,6 @@ do {
     }
 } catch let error as SyncError {
     fail(error.description, 74)
+} catch {
+    fail("\(error)", 1)
 }
