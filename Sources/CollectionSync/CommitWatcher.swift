@@ -89,11 +89,15 @@ final class CommitWatcher: Sendable {
     private static func loop(notify: Int32, stop: Int32, names: Set<String>, pollMs: Int32, fallbackMs: Int32,
                              stopping: () -> Bool, wake: @Sendable () -> Void) {
         var buffer = [UInt8](repeating: 0, count: 4096)
+        let every = notify < 0 ? pollMs : fallbackMs
         var followUps: ArraySlice<Int32> = []
+        // The next look's time (ms, monotonic): events of other files of the folder do not move it,
+        // however often they come.
+        var next = monotonicMs() + Int64(every)
         while !stopping() {
             var fds = [pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: notify, events: Int16(POLLIN), revents: 0)]
-            let timeout = notify < 0 ? pollMs : followUps.first ?? fallbackMs
+            let timeout = Int32(clamping: max(next - monotonicMs(), 0))
             let ready = poll(&fds, notify < 0 ? 1 : 2, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -107,11 +111,20 @@ final class CommitWatcher: Sendable {
                 }
                 guard ours else { continue }  // another file of the folder
                 followUps = Self.followUps[...]
+            } else if monotonicMs() < next {
+                continue
             } else if !followUps.isEmpty {
                 followUps.removeFirst()
             }
             wake()
+            next = monotonicMs() + Int64(followUps.first ?? every)
         }
+    }
+
+    private static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     /// Whether the inotify events in `bytes` name one of `names`.

@@ -131,6 +131,30 @@ struct CommitWatcherTests {
     }
     #endif
 
+    @Test("writes to another file of the folder, however frequent, do not hold back the follow-up looks")
+    func busyFolder() async throws {
+        try append("sync.sqlite")
+        let wakes = Wakes()
+        let watcher = CommitWatcher(path: folder.path("sync.sqlite"), interval: .milliseconds(50), fallback: .seconds(3_600)) {
+            wakes.wake()
+        }
+        defer { watcher.stop() }
+        let busy = Task.detached { [folder] in
+            let other = folder.url.appendingPathComponent("busy.log")
+            _ = FileManager.default.createFile(atPath: other.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: other)
+            defer { try? handle.close() }
+            while !Task.isCancelled { try handle.write(contentsOf: Data("x".utf8)) }   // many writes a millisecond
+        }
+        defer { busy.cancel() }
+        var iterator = wakes.stream.makeAsyncIterator()
+        try append("sync.sqlite-wal")
+        // The event, then each follow-up: a busy neighbour that pushed the next look back at
+        // each of its writes would keep this waiting until the time limit.
+        for _ in 0...CommitWatcher.followUps.count { await iterator.next() }
+        #expect(wakes.count >= CommitWatcher.followUps.count + 1)
+    }
+
     @Test("where it cannot watch the folder it wakes on the clock, and stops")
     func polls() async throws {
         let wakes = Wakes()
