@@ -46,6 +46,7 @@ let package = Package(
                 .embedInCode("0002_counters.sql"),
                 .embedInCode("0003_counter_changes.sql"),
                 .embedInCode("0004_counters_of_their_own.sql"),
+                .embedInCode("0005_collections_offline.sql"),
             ]
         ),
         .target(

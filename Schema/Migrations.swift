@@ -22,4 +22,6 @@ public let schemaMigrations: [SchemaMigration] = [
                     sql: String(decoding: PackageResources._003_counter_changes_sql, as: UTF8.self)),
     SchemaMigration(version: 4, name: "0004_counters_of_their_own.sql",
                     sql: String(decoding: PackageResources._004_counters_of_their_own_sql, as: UTF8.self)),
+    SchemaMigration(version: 5, name: "0005_collections_offline.sql",
+                    sql: String(decoding: PackageResources._005_collections_offline_sql, as: UTF8.self)),
 ]

@@ -20,7 +20,7 @@ enum AnswerPolicy {
     }
 
     static func change(for op: Op) -> EntryChange {
-        EntryChange(op: op.kind == .add ? .add : .remove, tweet: op.tweet)
+        EntryChange(op: op.kind == .add ? .add : .remove, tweetID: op.tweet?.rawValue ?? "")
     }
 
     // MARK: - Failure rows
@@ -63,6 +63,10 @@ enum AnswerPolicy {
         /// 404 / 34 from a base that has answered before: ask `collections/show` whether the
         /// collection is gone before deciding (``confirmation(_:_:)``).
         case confirmMissing
+        /// The collection is confirmed gone (404 / 34 from `collections/show` too, from a base
+        /// that answered before): it is marked gone and its waiting ops fail with "collection not
+        /// found"; for a destroy, its intent is had: applied.
+        case collectionGone
     }
 
     static func failure(_ error: CollectionsAPIError, _ context: Context) -> Failure {
@@ -104,7 +108,7 @@ enum AnswerPolicy {
         }
         switch show.code {
         case .notFound where show.apiErrorCode == 34 && context.answeredBefore:
-            return .fail(reason: "collection not found")
+            return .collectionGone
         case .notFound where show.apiErrorCode == 34:
             // The envelope looks like the API's, but this base URL never answered successfully: it
             // may still be the wrong server, so nothing is dead-lettered (semantics.md, the 404 rows).

@@ -33,6 +33,9 @@ struct FlushRound {
         var backoff = Backoff()
         var maxAttempts: Int?
         var apiBase = ""
+        /// The user whose `collections/list` a create reads first; nil: creates are held back
+        /// (the flush sends the rest and stops with a configuration error).
+        var userID: String?
         /// A draw in [0, 1] for the backoff's jitter: one per failed request.
         var jitter: @Sendable () -> Double = { Double.random(in: 0...1) }
 
@@ -56,13 +59,14 @@ struct FlushRound {
     struct Request: Hashable, Sendable {
         let id: RequestID
         let ops: [Op]
+        /// The endpoint the ops go to (`collections/show` is asked instead when ``confirmsMissing``).
         let endpoint: Endpoint
+        /// A `collections/show` of the batch's collection, not the batch itself.
+        var confirmsMissing = false
         /// The one retry after a clock correction.
         let skewRetried: Bool
 
         var collection: CollectionID { ops[0].collection }
-        /// A `collections/show` of the batch's collection, not the batch itself.
-        var confirmsMissing: Bool { endpoint == .show }
     }
 
     /// What a request got back.
@@ -71,6 +75,8 @@ struct FlushRound {
         case changes([ChangeOutcome], rateLimit: RateLimit?)
         /// `collections/show` answered 2xx.
         case found
+        /// A collection op's answer (or what listing showed for a create).
+        case collection(CollectionAnswer)
     }
 
     /// Store calls whose failure the machine must know of, to count what is still outstanding.
@@ -235,7 +241,14 @@ struct FlushRound {
     private mutating func queueRead(_ summary: QueueSummary, _ now: Now) -> [Action] {
         if cancelled { return finish(.cancelled) }
         if summary.pending == 0 { return finish(.drained) }
-        if let next = summary.nextAttemptAt, let sleep = sleep(until: next + 1, now) { return [sleep] }
+        if summary.pending > summary.held, let next = summary.nextAttemptAt, let sleep = sleep(until: next + 1, now) { return [sleep] }
+        if summary.held > 0 {
+            // semantics.md, offline collections, 4: with no user id a create is not sent.
+            return finish(.configuration(CollectionsAPIError(
+                code: .configuration,
+                message: "no user id to list collections with: \(plural(summary.held, "op")) of collections made offline wait; "
+                    + "set TWITTER_USER_ID (a Bearer token does not name its user)")))
+        }
         return finish(.notDue)
     }
 
@@ -247,12 +260,11 @@ struct FlushRound {
         switch answer {
         case .found:
             actions += decide(AnswerPolicy.confirmation(nil, context(request, now)), request, nil, now, &commit)
+        case .collection(let answer):
+            noteSuccess(&commit)
+            commit.add(request.ops, .collection(answer))
         case .changes(let outcomes, let rateLimit):
-            if !recordedSuccess {
-                recordedSuccess = true
-                answeredBefore = true
-                commit.store.apiSucceeded = true
-            }
+            noteSuccess(&commit)
             for (op, outcome) in zip(request.ops, outcomes) {
                 commit.add(op, AnswerPolicy.outcome(for: op.kind, outcome))
             }
@@ -261,17 +273,30 @@ struct FlushRound {
         return actions + send(commit) + advance(now)
     }
 
+    private mutating func noteSuccess(_ commit: inout Commit) {
+        guard !recordedSuccess else { return }
+        recordedSuccess = true
+        answeredBefore = true
+        commit.store.apiSucceeded = true
+    }
+
     private mutating func failed(_ id: RequestID, _ error: CollectionsAPIError, _ now: Now) -> [Action] {
         guard let request = inFlight.removeValue(forKey: id) else { return advance(now) }
         if error.httpStatus != nil { report.unreachable = nil }
         var commit = Commit()
         var actions: [Action] = []
-        let decision: AnswerPolicy.Failure
+        var decision: AnswerPolicy.Failure
         if request.confirmsMissing {
             decision = AnswerPolicy.confirmation(error, context(request, now))
         } else {
             actions += noteWindow(error.rateLimit, request.endpoint, now, &commit)
             decision = AnswerPolicy.failure(error, context(request, now))
+        }
+        if request.endpoint == .create, decision == .confirmMissing {
+            // A create (or the listing before it) has no collection that could be missing.
+            decision = .stop(.configuration(CollectionsAPIError(
+                code: .configuration, message: "\(settings.apiBase) answered 404 to \(error.description): check the API base URL",
+                httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)))
         }
         actions += decide(decision, request, error, now, &commit)
         return actions + send(commit) + advance(now)
@@ -283,6 +308,7 @@ struct FlushRound {
             switch result.outcome {
             case .applied: report.applied += 1
             case .alreadyApplied: report.alreadyApplied += 1
+            case .collection(let answer): if answer.wasAlreadyApplied { report.alreadyApplied += 1 } else { report.applied += 1 }
             case .failed: report.failed += 1
             case .retry, .release: break
             }
@@ -333,7 +359,14 @@ struct FlushRound {
         case .fail(let reason):
             commit.add(request.ops, .failed(reason: reason))
         case .confirmMissing:
-            queued.insert(makeRequest(request.ops, .show, skewRetried: request.skewRetried), at: 0)
+            queued.insert(makeRequest(request.ops, request.endpoint, confirming: true, skewRetried: request.skewRetried), at: 0)
+        case .collectionGone:
+            if request.endpoint == .destroy {
+                commit.add(request.ops, .alreadyApplied)  // destroyed: what the destroy wanted
+            } else {
+                commit.add(request.ops, .failed(reason: "collection not found"))
+                commit.store.gone.append(request.collection)
+            }
         }
         return []
     }
@@ -439,16 +472,20 @@ struct FlushRound {
                              pastDeadline: pastDeadline(now), apiBase: settings.apiBase, collection: request.collection)
     }
 
-    private mutating func makeRequest(_ ops: [Op], _ endpoint: Endpoint, skewRetried: Bool = false) -> Request {
+    private mutating func makeRequest(_ ops: [Op], _ endpoint: Endpoint, confirming: Bool = false, skewRetried: Bool = false) -> Request {
         nextRequest += 1
-        return Request(id: RequestID(rawValue: nextRequest), ops: ops, endpoint: endpoint, skewRetried: skewRetried)
+        return Request(id: RequestID(rawValue: nextRequest), ops: ops, endpoint: endpoint, confirmsMissing: confirming, skewRetried: skewRetried)
     }
 
     /// Claimed ops grouped per collection in claim order, cut into requests of `batchSize`
     /// (single `entries/add` / `entries/remove` requests when it is 1).
     private mutating func batches(_ ops: [Op]) -> [Request] {
         var requests: [Request] = []
-        for (_, all) in ops.grouped(by: \.collection) {
+        // A collection op is a request of its own, to its endpoint.
+        for op in ops where op.kind.isCollectionOp {
+            requests.append(makeRequest([op], op.kind == .create ? .create : op.kind == .update ? .update : .destroy))
+        }
+        for (_, all) in ops.filter({ !$0.kind.isCollectionOp }).grouped(by: \.collection) {
             for start in stride(from: 0, to: all.count, by: settings.batchSize) {
                 let batch = Array(all[start..<min(start + settings.batchSize, all.count)])
                 let endpoint: Endpoint = settings.batchSize == 1 ? (batch[0].kind == .add ? .add : .remove) : .curate

@@ -76,3 +76,31 @@ enum LastWriterWins {
         return decision
     }
 }
+
+extension LastWriterWins {
+    /// The same rule for one field of a collection's metadata (semantics.md, offline collections,
+    /// 10): `server` is its value now, `base` what the server was last known to have and when,
+    /// `waiting` the user's waiting intent for it. The value "present" of an entry is here a string.
+    static func decide(field server: String, base: (value: String, learned: HLC)?, waiting: (value: String, hlc: HLC)?,
+                       previousPull: HLC?, pullStart: HLC) -> Decision {
+        let base: (value: String, learned: HLC)? = base.flatMap { $0.learned > pullStart ? nil : $0 }
+        guard let base else {
+            // Never learned from the server (a first pull): load it; a disagreeing intent wins.
+            var decision = Decision(takeBase: true)
+            if let waiting, waiting.value != server { decision.conflict = .local }
+            return decision
+        }
+        guard base.value != server else { return Decision(takeBase: true) }
+        let stamp = max(previousPull ?? .zero, base.learned)
+        var decision = Decision(takeBase: true, remoteWrite: stamp)
+        if let waiting, waiting.value != server {
+            if waiting.hlc > stamp {
+                decision.conflict = .local
+            } else {
+                decision.conflict = .remote
+                decision.cancelWaiting = true
+            }
+        }
+        return decision
+    }
+}

@@ -1,13 +1,23 @@
 import CollectionsAPI
 import Foundation
 
-/// What an op asks the server to do with a key.
+/// What an op asks the server to do: with a key (`add`, `remove`), or with a collection
+/// (`create`, `update`, `destroy`: these ops have no tweet).
 public enum OpKind: String, Sendable, Hashable, CaseIterable {
     case add
     case remove
+    /// Make a collection made locally (`collections/create`).
+    case create
+    /// Change a collection's name, description or url (`collections/update`).
+    case update
+    /// Destroy a collection (`collections/destroy`).
+    case destroy
 
     /// The membership this intent leads to.
     var present: Bool { self == .add }
+
+    /// Whether the op is about a collection itself, not one of its entries.
+    public var isCollectionOp: Bool { self == .create || self == .update || self == .destroy }
 }
 
 /// Where an op is in its life. Applied ops leave the outbox.
@@ -28,8 +38,10 @@ public enum OpState: String, Sendable, Hashable, CaseIterable {
 public struct QueuedOp: Sendable, Hashable {
     public let id: OpID
     public let kind: OpKind
+    /// The collection (its local id while its create is not applied).
     public let collection: CollectionID
-    public let tweet: TweetID
+    /// The tweet of an `add` or `remove`; nil for a collection op.
+    public let tweet: TweetID?
     /// When the user made the edit.
     public let hlc: HLC
 }
@@ -38,8 +50,10 @@ public struct QueuedOp: Sendable, Hashable {
 public struct Op: Sendable, Hashable {
     public let id: OpID
     public let kind: OpKind
+    /// The collection: its server id, or its local id while its create is not applied.
     public let collection: CollectionID
-    public let tweet: TweetID
+    /// The tweet of an `add` or `remove`; nil for a collection op.
+    public let tweet: TweetID?
     public let state: OpState
     /// When the user made the edit; the LWW merge compares it with remote writes.
     public let hlc: HLC
@@ -85,6 +99,17 @@ public struct LogEvent: Sendable, Hashable {
         public static let retried = Kind(rawValue: "retried")
         /// An op was dropped by the user; the local view went back to the base.
         public static let discarded = Kind(rawValue: "discarded")
+        /// A collection was made locally (its local id) and its create queued.
+        public static let created = Kind(rawValue: "created")
+        /// A create was answered (or matched by listing): the local id is bound to the server id.
+        public static let bound = Kind(rawValue: "bound")
+        /// The server confirmed an update of a collection's metadata.
+        public static let updated = Kind(rawValue: "updated")
+        /// The server confirmed (or a 404 showed) that a collection is destroyed.
+        public static let destroyed = Kind(rawValue: "destroyed")
+        /// After a create's unknown outcome, several listed collections matched it: the newest was
+        /// bound; ``LogEvent/detail`` names every candidate.
+        public static let createAmbiguous = Kind(rawValue: "create_ambiguous")
         /// A pull saw a change made on the server since the base was learned.
         public static let remoteWrite = Kind(rawValue: "remote_write")
         /// A remote write and a waiting op disagreed; ``LogEvent/winner`` says who won.

@@ -40,13 +40,13 @@ extension WriteTransaction {
     /// Queues a new op: pending, due now, and counted from its row until the next fold. Its id
     /// is one past the newest op's and the floor that deleting the newest op leaves (0004):
     /// never one that was issued before.
-    mutating func insertOp(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID, hlc: HLC) throws -> OpID {
+    mutating func insertOp(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID?, hlc: HLC, payload: String? = nil) throws -> OpID {
         // NULL: SQLite's id, the newest op's plus one; after the newest op left, the floor's.
         try db.run("""
-            INSERT INTO ops (id, collection_id, tweet_id, kind, state, hlc, created_at)
-            VALUES (?, ?, ?, ?, 'pending', ?, ?)
-            """, .int(opIDGap ? opIDs.last + 1 : nil), .text(collection.rawValue), .text(tweet.rawValue), .text(kind.rawValue),
-            .integer(hlc.rawValue), .integer(wallMillis))
+            INSERT INTO ops (id, collection_id, tweet_id, kind, state, hlc, created_at, payload)
+            VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)
+            """, .int(opIDGap ? opIDs.last + 1 : nil), .text(collection.rawValue), .string(tweet?.rawValue), .text(kind.rawValue),
+            .integer(hlc.rawValue), .integer(wallMillis), .string(payload))
         opIDGap = false
         opIDs.last = db.lastInsertRowID
         return OpID(opIDs.last)

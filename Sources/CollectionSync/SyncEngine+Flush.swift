@@ -23,8 +23,10 @@ extension SyncEngine {
         settings.backoff = configuration.backoff
         settings.maxAttempts = configuration.maxAttempts
         settings.apiBase = apiBase
+        settings.userID = userID
         settings.jitter = configuration.jitter
         var round = FlushRound(settings)
+        let creates = settings.userID != nil
         let wallClock = store.wallClock
         func now() -> FlushRound.Now { FlushRound.Now(elapsed: stopwatch.elapsed, wall: wallClock.nowMillis()) }
 
@@ -52,9 +54,9 @@ extension SyncEngine {
                                 await Self.storeCall(.gate) { .gateRead(try await store.flushGate(apiBase: apiBase, endpoints: endpoints)) }
                             }
                         case .claim(let limit):
-                            group.addTask { [store] in await Self.storeCall(.claim) { .claimed(try await store.claimDueOps(lease: lease, limit: limit)) } }
+                            group.addTask { [store, creates] in await Self.storeCall(.claim) { .claimed(try await store.claimDueOps(lease: lease, limit: limit, creates: creates)) } }
                         case .readQueue:
-                            group.addTask { [store] in await Self.storeCall(.queue) { .queueRead(try await store.queueSummary()) } }
+                            group.addTask { [store, creates] in await Self.storeCall(.queue) { .queueRead(try await store.queueSummary(holdingCreates: !creates)) } }
                         case .send(let request):
                             let timeout = options.timeLimit.map { $0 - stopwatch.elapsed }
                             group.addTask { await self.perform(request, lease: lease, timeout: timeout) }
@@ -137,10 +139,19 @@ extension SyncEngine {
             emit(.requestSent(endpoint: request.endpoint, ops: request.ops.count))
             logger.debug("sending", metadata: ["collection.id": "\(collection)", "api.endpoint": "\(request.endpoint.rawValue)",
                                                "op.count": "\(request.ops.count)"])
+            if request.ops[0].kind.isCollectionOp {
+                do {
+                    return .event(.answered(request.id, .collection(try await send(collectionOp: request.ops[0], timeout: timeout))))
+                } catch let error as SyncError {
+                    return .storeFailed(.request(request.id), error)
+                }
+            }
             let answer: ChangeResult
             switch request.endpoint {
-            case .add: answer = try await client.add(request.ops[0].tweet, to: collection, timeout: timeout)
-            case .remove: answer = try await client.remove(request.ops[0].tweet, from: collection, timeout: timeout)
+            case .add, .remove:
+                guard let tweet = request.ops[0].tweet else { preconditionFailure("an entry op has a tweet") }
+                answer = request.endpoint == .add ? try await client.add(tweet, to: collection, timeout: timeout)
+                    : try await client.remove(tweet, from: collection, timeout: timeout)
             default: answer = try await client.curate(collection, changes: request.ops.map(AnswerPolicy.change(for:)), timeout: timeout)
             }
             return .event(.answered(request.id, .changes(answer.outcomes.map(\.outcome), rateLimit: answer.rateLimit)))
@@ -191,6 +202,8 @@ extension SyncEngine {
                 emit(.applied(op))
             case .alreadyApplied:
                 emit(.reconciled(op))
+            case .collection(let answer):
+                emit(answer.wasAlreadyApplied ? .reconciled(op) : .applied(op))
             case .failed(let reason):
                 emit(.failed(op, reason: reason))
                 deadLetters.append((op, reason))

@@ -23,6 +23,11 @@ extension SyncEngine {
     ///   ``SyncError`` for the database.
     @discardableResult
     public func pull(_ collection: CollectionID, timeLimit: Duration? = nil) async throws -> PullReport {
+        let collection = try await store.pullTarget(collection)
+        if collection.isLocal {
+            // Made here and not created on the server yet: there is nothing to fetch.
+            return try await store.unpulledReport(collection)
+        }
         let stopwatch = Stopwatch(configuration.clock)
         func remaining() -> Duration? { timeLimit.map { $0 - stopwatch.elapsed } }
         client.setClockOffset(try await store.clockOffset(apiBase: apiBase))
@@ -32,6 +37,9 @@ extension SyncEngine {
         while true {
             do {
                 fetched = try await pages(of: collection, remaining)
+                // The metadata comes from collections/show (semantics.md, offline collections, 10).
+                fetched.timeline = try await client.show(collection, timeout: remaining()).timeline ?? fetched.timeline
+                observe(.answered)
                 break
             } catch let error as CollectionsAPIError {
                 observe(.failed(error))
@@ -109,7 +117,9 @@ extension SyncEngine {
             shown = show
         }
         switch AnswerPolicy.confirmation(shown, context) {
-        case .fail:
+        case .collectionGone:
+            // Confirmed destroyed: marked gone, its waiting ops failed (the pull still throws).
+            try await store.markGone(collection)
             return CollectionsAPIError(code: .notFound, message: "no collection \(collection) at \(apiBase)",
                                        httpStatus: error.httpStatus, apiErrorCode: error.apiErrorCode)
         case .stop(.configuration(let stop)):

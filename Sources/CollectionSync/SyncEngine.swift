@@ -106,6 +106,11 @@ public final class SyncEngine: Sendable {
         public var jitter: @Sendable () -> Double = { Double.random(in: 0...1) }
         /// How often the watch loop looks for new or newly due ops.
         public var watchInterval: Duration = .seconds(1)
+        /// The user whose `collections/list` a create of a collection made offline reads first
+        /// (semantics.md, offline collections, 4); nil: the numeric prefix of the OAuth 1.0a
+        /// access token. With neither (a Bearer token alone) creates are not sent: a flush sends
+        /// the other ops and stops with a configuration error.
+        public var userID: String?
         /// Where the engine's metrics go (names and dimensions: "Metrics" in the article on
         /// running the sync worker); nil: the process's `MetricsSystem`, as bootstrapped when the
         /// engine is made (nothing when it was not). The library never bootstraps it.

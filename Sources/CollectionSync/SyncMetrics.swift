@@ -59,6 +59,7 @@ final class SyncMetrics: Sendable {
         switch outcome {
         case .applied: appliedOps[op.kind]?.increment()
         case .alreadyApplied: reconciledOps[op.kind]?.increment()
+        case .collection(let answer): (answer.wasAlreadyApplied ? reconciledOps : appliedOps)[op.kind]?.increment()
         case .failed: failedOps[op.kind]?.increment()
         case .retry, .release: break
         }

@@ -14,13 +14,47 @@ import Foundation
     /// Not applied and the attempt does not count (authentication or configuration stops, rate
     /// limits, the deadline, not sent); not sent again before `until` when given.
     case release(error: String, until: Date? = nil)
+    /// A collection op's answer, with what it taught (a create's server id, the new metadata).
+    case collection(CollectionAnswer)
+
+    /// The intent is had: applied, already applied, or a collection op answered.
+    var isAnswered: Bool {
+        switch self {
+        case .applied, .alreadyApplied, .collection: true
+        default: false
+        }
+    }
+}
+
+/// What the server said to a collection op (`create`, `update`), or what a listing showed.
+@_spi(Worker) public enum CollectionAnswer: Sendable, Hashable {
+    /// The create was answered: the collection the server made.
+    case created(CollectionID, CollectionMetadata)
+    /// After an unknown outcome, listing found the collection the create made (the newest of
+    /// `candidates` when several matched).
+    case matched(CollectionID, CollectionMetadata, candidates: [CollectionID])
+    /// After an unknown outcome, listing found nothing and a destroy waits: the collection is
+    /// dropped without sending the create again.
+    case dropped
+    /// The update was answered with the collection's metadata now.
+    case updated(CollectionMetadata)
+    /// The destroy was answered `destroyed`.
+    case destroyed
+
+    /// The server already had the intent (the create was applied earlier; a destroy made a create needless).
+    var wasAlreadyApplied: Bool {
+        switch self {
+        case .matched, .dropped: true
+        default: false
+        }
+    }
 }
 
 extension Op {
     /// This op as it is once `outcome` is committed: what an event about it carries.
     func answered(_ outcome: OpOutcome) -> Op {
         switch outcome {
-        case .applied, .alreadyApplied:
+        case .applied, .alreadyApplied, .collection:
             with(state: .applied, nextAttemptAt: nil, lastError: nil)
         case .failed(let reason):
             with(state: .failed, nextAttemptAt: nil, lastError: reason)
@@ -44,11 +78,14 @@ extension Op {
     /// The op's collection, when the caller has the op: its outcome is then committed with the
     /// others of its collection, without reading the op back.
     let collection: CollectionID?
+    /// Whether it is a collection op (create, update, destroy), when the caller has the op.
+    let isCollectionOp: Bool?
 
     public init(op: OpID, outcome: OpOutcome) {
         self.op = op
         self.outcome = outcome
         collection = nil
+        isCollectionOp = nil
     }
 
     /// The outcome of `op`, as ``SyncStore/claimDueOps(lease:limit:)`` returned it.
@@ -56,6 +93,7 @@ extension Op {
         self.op = op.id
         self.outcome = outcome
         collection = op.collection
+        isCollectionOp = op.kind.isCollectionOp
     }
 }
 
@@ -69,8 +107,10 @@ struct FlushCommit: Sendable, Hashable {
     var apiSucceeded = false
     /// The offset of the server's clock from ours, learned from a clock-skew answer.
     var clockOffset: Duration?
+    /// Collections the server confirmed gone (404 / 34 twice): marked gone, their waiting ops failed.
+    var gone: [CollectionID] = []
 
-    var isEmpty: Bool { results.isEmpty && rateLimits.isEmpty && !apiSucceeded && clockOffset == nil }
+    var isEmpty: Bool { results.isEmpty && rateLimits.isEmpty && !apiSucceeded && clockOffset == nil && gone.isEmpty }
 }
 
 /// How many ops wait, and when the first one that is not due becomes due.
@@ -81,13 +121,21 @@ struct QueueSummary: Sendable, Hashable {
     var failed: Int
     /// The earliest next attempt of a pending op that is not due now.
     var nextAttemptAt: Int64?
+    /// Pending ops this flush cannot send, when it holds creates back (no user id to list
+    /// with): the creates and the ops of their collections.
+    var held = 0
 }
 
 extension SyncStore {
     /// Claims up to `limit` due pending ops, oldest first, for the holder of `lease`: each is
     /// marked in flight and its attempt counted, committed before anything is sent. An op is
     /// never claimed while an older op of its key is pending or in flight.
-    @_spi(Worker) public func claimDueOps(lease: FlusherLease, limit: Int) async throws -> [Op] {
+    ///
+    /// Collection ops keep their order: ops of a collection made here wait until its create is
+    /// applied (they move to the server id then); an update waits for the collection's older
+    /// update; a destroy waits until every older op of its collection is answered. With
+    /// `creates` false (no user id to list with), creates are not claimed.
+    @_spi(Worker) public func claimDueOps(lease: FlusherLease, limit: Int, creates: Bool = true) async throws -> [Op] {
         guard limit > 0 else { return [] }
         return try await write(onQueue: true) { tx in
             try tx.requireLease(lease)
@@ -96,11 +144,25 @@ extension SyncStore {
             let due = try tx.db.query("""
                 SELECT \(Op.columns) FROM ops o
                 WHERE o.state = 'pending' AND coalesce(o.next_attempt_at, 0) <= ?1
-                  AND NOT EXISTS (SELECT 1 FROM ops p
-                                  WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
-                                    AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                  AND CASE
+                    WHEN o.tweet_id IS NOT NULL THEN
+                      substr(o.collection_id, 1, 6) <> 'local-'
+                      AND NOT EXISTS (SELECT 1 FROM ops p
+                                      WHERE p.collection_id = o.collection_id AND p.tweet_id = o.tweet_id
+                                        AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                    WHEN o.kind = 'create' THEN ?3
+                    WHEN o.kind = 'update' THEN
+                      substr(o.collection_id, 1, 6) <> 'local-'
+                      AND NOT EXISTS (SELECT 1 FROM ops p
+                                      WHERE p.collection_id = o.collection_id AND p.tweet_id IS NULL
+                                        AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                    ELSE
+                      substr(o.collection_id, 1, 6) <> 'local-'
+                      AND NOT EXISTS (SELECT 1 FROM ops p
+                                      WHERE p.collection_id = o.collection_id AND p.id < o.id AND p.state IN ('pending', 'in_flight'))
+                  END
                 ORDER BY o.id LIMIT ?2
-                """, .integer(tx.wallMillis), .integer(Int64(limit)), row: Op.init(row:))
+                """, .integer(tx.wallMillis), .integer(Int64(limit)), .integer(creates ? 1 : 0), row: Op.init(row:))
             guard !due.isEmpty else { return [] }
             for (collection, ops) in due.grouped(by: \.collection) {
                 try tx.move(ops.map(\.id), of: collection, from: [.pending], to: .claimed(by: lease.holder))
@@ -123,6 +185,7 @@ extension SyncStore {
     func commit(_ commit: FlushCommit, apiBase: String, lease: FlusherLease) async throws -> Int {
         try await write(onQueue: true) { tx in
             let committed = try tx.complete(commit.results, holder: lease.holder)
+            for collection in commit.gone { try tx.markGone(collection) }
             for state in commit.rateLimits { try tx.record(state, apiBase: apiBase) }
             if commit.apiSucceeded { try tx.recordAPISuccess(apiBase: apiBase) }
             if let offset = commit.clockOffset { try tx.record(clockOffset: offset, apiBase: apiBase) }
@@ -131,16 +194,19 @@ extension SyncStore {
     }
 
     /// Pending ops (due or not), dead letters, and the earliest time a not-yet-due op becomes due.
-    func queueSummary() async throws -> QueueSummary {
+    func queueSummary(holdingCreates: Bool = false) async throws -> QueueSummary {
         let now = wallClock.nowMillis()
         return try await database.read { db in
+            let held = holdingCreates ? try db.queryFirst("""
+                SELECT count(*) FROM ops WHERE state = 'pending' AND substr(collection_id, 1, 6) = 'local-'
+                """) { $0.int(0) } ?? 0 : 0
             let (pending, failed) = try db.queryFirst(
                 "SELECT coalesce(sum(ops_pending + ops_in_flight), 0), coalesce(sum(ops_failed), 0) FROM collection_counts"
             ) { ($0.int(0), $0.int(1)) } ?? (0, 0)
             let next = try db.queryFirst(
                 "SELECT min(next_attempt_at) FROM ops WHERE state = 'pending' AND next_attempt_at > ?",
                 .integer(now)) { $0.optionalInt64(0) } ?? nil
-            return QueueSummary(pending: pending, failed: failed, nextAttemptAt: next)
+            return QueueSummary(pending: pending, failed: failed, nextAttemptAt: next, held: held)
         }
     }
 }
@@ -175,6 +241,24 @@ extension WriteTransaction {
     /// Answered ops (applied, or already applied) are the flush's hot path: they are committed
     /// set-based, a few statements per batch instead of four per op.
     mutating func complete(_ results: [OpResult], holder: String) throws -> Int {
+        // Collection ops (a create, an update, a destroy: one per request) have their own commit.
+        var results = results
+        var collectionOps = 0
+        if results.contains(where: { $0.isCollectionOp != false }) {
+            let unknown = results.filter { $0.isCollectionOp == nil }.map(\.op)
+            let collectionIDs = unknown.isEmpty ? [] : Set(try db.query(
+                "SELECT id FROM ops WHERE id IN (SELECT value FROM json_each(?)) AND tweet_id IS NULL",
+                .text(Self.jsonArray(unknown)), row: { OpID($0.int64(0)) }))
+            let isCollectionOp = { (result: OpResult) in result.isCollectionOp ?? collectionIDs.contains(result.op) }
+            for result in results where isCollectionOp(result) {
+                if try completeCollectionOp(result, holder: holder) { collectionOps += 1 }
+            }
+            results.removeAll(where: isCollectionOp)
+        }
+        return try collectionOps + completeEntryOps(results, holder: holder)
+    }
+
+    private mutating func completeEntryOps(_ results: [OpResult], holder: String) throws -> Int {
         var seen = Set<OpID>(minimumCapacity: results.count)
         var answered: [OpResult] = []  // in the order given
         var already: [String] = []   // those whose intent the server already had
@@ -191,7 +275,7 @@ extension WriteTransaction {
                 already.append(String(result.op.rawValue))
             case .failed(let reason):
                 failed.append((result.op, reason))
-            case .retry, .release:
+            case .retry, .release, .collection:
                 if let index = group[result.outcome] {
                     others[index].ops.append(result)
                 } else {
@@ -292,7 +376,69 @@ extension WriteTransaction {
             """, .integer(id.rawValue), .text(holder), row: Op.init(row:)) else { return false }
         try move([op.id], of: op.collection, from: [.inFlight], heldBy: holder, to: .failed(reason: reason))
         try log(.failed, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
-        try refreshView(op.collection, op.tweet)
+        try refreshView(of: op)
         return true
+    }
+
+    /// Commits the outcome of one collection op held in flight by `holder`.
+    private mutating func completeCollectionOp(_ result: OpResult, holder: String) throws -> Bool {
+        guard let op = try db.queryFirst("""
+            SELECT \(Op.columns) FROM ops o WHERE id = ? AND state = 'in_flight' AND claimed_by = ?
+            """, .integer(result.op.rawValue), .text(holder), row: Op.init(row:)) else { return false }
+        let collection = op.collection
+        func leave() throws { try move([op.id], of: collection, from: [.inFlight], heldBy: holder, to: .gone) }
+        switch (op.kind, result.outcome) {
+        case (.create, .collection(.created(let server, let metadata))):
+            try leave()
+            try bind(collection, to: server, metadata: metadata, createOp: op.id)
+        case (.create, .collection(.matched(let server, let metadata, let candidates))):
+            try leave()
+            if candidates.count > 1 {
+                try log(.createAmbiguous, collection, nil, op: op.id, localHLC: op.hlc, detail: "candidates \(candidates.map(\.rawValue).joined(separator: ", ")); "
+                        + "bound to the newest, \(server); the others are left alone")
+            }
+            try bind(collection, to: server, metadata: metadata, createOp: op.id)
+        case (.create, .collection(.dropped)):
+            try leave()
+            try drop(collection, why: "a destroy waited, and after its create's unknown outcome no listed collection matched it")
+        case (.update, .collection(.updated(let metadata))):
+            let fields = try JSONPayload.decode(UpdatePayload.self, try payload(of: op.id), op: op.id.rawValue).fieldNames
+            try leave()
+            try log(.updated, collection, nil, op: op.id, localHLC: op.hlc, detail: fields.joined(separator: ", "))
+            try takeMetadataBase(collection, metadata, learned: tick())
+        case (.destroy, .collection(.destroyed)), (.destroy, .applied), (.destroy, .alreadyApplied):
+            try leave()
+            try cancelWaitingOps(of: collection, except: [], because: "dropped: its collection is destroyed")
+            try db.run("UPDATE collections SET destroyed = 'destroyed' WHERE id = ?", .text(collection.rawValue))
+            try log(.destroyed, collection, nil, op: op.id, localHLC: op.hlc,
+                    detail: result.outcome != .alreadyApplied ? "destroyed on the server" : "already destroyed on the server (404 confirmed)")
+        case (_, .failed(let reason)):
+            try move([op.id], of: collection, from: [.inFlight], heldBy: holder, to: .failed(reason: reason))
+            try log(.failed, collection, nil, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue): \(reason)")
+            if op.kind == .create {
+                // Its ops wait for it: they fail with it, and `retry` of the create retries them.
+                let dependents = try db.query("SELECT \(Op.columns) FROM ops WHERE collection_id = ? AND state = 'pending' ORDER BY id",
+                                              .text(collection.rawValue), row: Op.init(row:))
+                for dependent in dependents {
+                    try move([dependent.id], of: collection, from: [.pending], to: .failed(reason: "create failed: \(reason)"))
+                    try log(.failed, collection, dependent.tweet, op: dependent.id, localHLC: dependent.hlc,
+                            detail: "\(dependent.kind.rawValue): create failed: \(reason)")
+                    if let tweet = dependent.tweet { try refreshView(collection, tweet) }
+                }
+            }
+            if op.kind == .update { try refreshMetadata(collection) }
+        case (_, .retry(let at, let error)):
+            try move([op.id], of: collection, from: [.inFlight], heldBy: holder, to: .backedOff(until: at.millis, error: error))
+        case (_, .release(let error, let until)):
+            try move([op.id], of: collection, from: [.inFlight], heldBy: holder, to: .released(error: error, until: until?.millis))
+        default:
+            throw SyncError(code: .database, message: "op \(op.id) (\(op.kind.rawValue)) cannot take the outcome \(result.outcome)")
+        }
+        return true
+    }
+
+    /// A collection op's intent (JSON).
+    func payload(of op: OpID) throws -> String? {
+        try db.queryFirst("SELECT payload FROM ops WHERE id = ?", .integer(op.rawValue)) { $0.optionalString(0) } ?? nil
     }
 }

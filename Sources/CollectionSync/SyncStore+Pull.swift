@@ -72,6 +72,71 @@ extension SyncStore {
 }
 
 extension WriteTransaction {
+    /// Merges the server's metadata per field by last-writer-wins (semantics.md, offline
+    /// collections, 10); returns the remote writes and conflicts, each logged with its field.
+    mutating func mergeMetadata(_ collection: CollectionID, _ server: CollectionMetadata, _ start: PullStart,
+                                previousPull: HLC?) throws -> (remoteWrites: Int, conflicts: Int) {
+        // The fields the user cannot edit are the server's.
+        try db.run("""
+            UPDATE collections SET user_id = coalesce(?2, user_id), collection_url = coalesce(?3, collection_url),
+                timeline_order = coalesce(?4, timeline_order) WHERE id = ?1
+            """, .text(collection.rawValue), .string(server.userID), .string(server.collectionURL), .string(server.timelineOrder))
+        // An update in flight: its answer sets a base newer than this pull saw.
+        if try db.queryFirst("SELECT 1 FROM ops WHERE collection_id = ? AND tweet_id IS NULL AND kind = 'update' AND state = 'in_flight'",
+                             .text(collection.rawValue), row: { $0.int(0) }) != nil { return (0, 0) }
+        let base = try db.queryFirst("""
+            SELECT base_name, base_description, base_url, meta_base_hlc FROM collections WHERE id = ?
+            """, .text(collection.rawValue)) { row -> (values: [String], learned: HLC)? in
+            guard let learned = row.optionalInt64(3) else { return nil }
+            return ([row.optionalString(0) ?? "", row.optionalString(1) ?? "", row.optionalString(2) ?? ""], HLC(rawValue: learned))
+        } ?? nil
+        let waiting = try db.queryFirst("""
+            SELECT id, payload FROM ops WHERE collection_id = ? AND tweet_id IS NULL AND kind = 'update' AND state IN ('pending', 'failed')
+            ORDER BY id DESC LIMIT 1
+            """, .text(collection.rawValue)) { (OpID($0.int64(0)), $0.optionalString(1)) }
+        var intent = try waiting.map { try JSONPayload.decode(UpdatePayload.self, $0.1, op: $0.0.rawValue) } ?? UpdatePayload()
+        let before = intent
+        var remoteWrites = 0
+        var conflicts = 0
+        let fields: [(name: String, server: String, path: WritableKeyPath<UpdatePayload, UpdatePayload.Field?>)] = [
+            ("name", server.name, \.name), ("description", server.description, \.description), ("url", server.url, \.url)]
+        for (index, field) in fields.enumerated() {
+            let wish = intent[keyPath: field.path]
+            let decision = LastWriterWins.decide(
+                field: field.server, base: base.map { ($0.values[index], $0.learned) },
+                waiting: wish.map { ($0.value, HLC(rawValue: $0.hlc)) }, previousPull: previousPull, pullStart: start.hlc)
+            if let stamp = decision.remoteWrite {
+                remoteWrites += 1
+                try log(.remoteWrite, collection, nil, remoteHLC: stamp,
+                        detail: "\(field.name) changed on the server from \(quoted(base?.values[index] ?? "")) to \(quoted(field.server))")
+            }
+            if let winner = decision.conflict, let wish, let (op, _) = waiting {
+                conflicts += 1
+                let why = switch (winner, decision.remoteWrite) {
+                case (.local, nil): "\(field.name): first pull: the server has \(quoted(field.server)); the local \(quoted(wish.value)) is kept and will be sent"
+                case (.local, _?): "\(field.name): the local \(quoted(wish.value)) was set after the server's change could have happened; it is kept"
+                case (.remote, _): "\(field.name): the server's \(quoted(field.server)) is newer than the local \(quoted(wish.value)); the local change is cancelled"
+                }
+                try log(.conflict, collection, nil, op: op, winner: winner, localHLC: HLC(rawValue: wish.hlc), remoteHLC: decision.remoteWrite, detail: why)
+            }
+            if decision.cancelWaiting { intent[keyPath: field.path] = nil }
+        }
+        if base == nil || base!.learned <= start.hlc {
+            try db.run("UPDATE collections SET base_name = ?2, base_description = ?3, base_url = ?4, meta_base_hlc = ?5 WHERE id = ?1",
+                       .text(collection.rawValue), .text(server.name), .text(server.description), .text(server.url), .integer(start.hlc.rawValue))
+        }
+        if let (op, _) = waiting, intent != before {
+            if intent.isEmpty {
+                let state = try db.queryFirst("SELECT state FROM ops WHERE id = ?", .integer(op.rawValue)) { OpState(rawValue: $0.string(0)) } ?? nil
+                try move([op], of: collection, from: [state ?? .pending], to: .gone)
+            } else {
+                try db.run("UPDATE ops SET payload = ? WHERE id = ?", .text(JSONPayload.encode(intent)), .integer(op.rawValue))
+            }
+        }
+        try refreshMetadata(collection)
+        return (remoteWrites, conflicts)
+    }
+
     private struct LocalKey {
         var present: Bool
         var sortIndex: String?
@@ -102,10 +167,11 @@ extension WriteTransaction {
         // Per key: the newest op, and whether any op is in flight.
         var newestOp: [String: (id: OpID, state: OpState, kind: OpKind, hlc: HLC)] = [:]
         var inFlight = Set<String>()
-        for op in try db.query("SELECT \(Op.columns) FROM ops WHERE collection_id = ? ORDER BY id",
+        for op in try db.query("SELECT \(Op.columns) FROM ops WHERE collection_id = ? AND tweet_id IS NOT NULL ORDER BY id",
                                .text(collection.rawValue), row: Op.init(row:)) {
-            newestOp[op.tweet.rawValue] = (op.id, op.state, op.kind, op.hlc)
-            if op.state == .inFlight { inFlight.insert(op.tweet.rawValue) }
+            guard let tweet = op.tweet else { continue }
+            newestOp[tweet.rawValue] = (op.id, op.state, op.kind, op.hlc)
+            if op.state == .inFlight { inFlight.insert(tweet.rawValue) }
         }
 
         var server: [String: RemoteEntry] = [:]
@@ -187,11 +253,9 @@ extension WriteTransaction {
         try db.run("UPDATE collections SET last_pulled_at = ?, last_pull_hlc = ? WHERE id = ?",
                    .integer(start.wallMillis), .integer(start.hlc.rawValue), .text(collection.rawValue))
         if let metadata {
-            try db.run("""
-                UPDATE collections SET name = ?, description = ?, url = ?, user_id = ?, collection_url = ?, timeline_order = ?
-                WHERE id = ?
-                """, .text(metadata.name), .text(metadata.description), .text(metadata.url), .string(metadata.userID),
-                .string(metadata.collectionURL), .string(metadata.timelineOrder), .text(collection.rawValue))
+            let (writes, disagreements) = try mergeMetadata(collection, metadata, start, previousPull: previousPull)
+            remoteWrites += writes
+            conflicts += disagreements
         }
         let entries = try presentEntries(collection)
         return PullReport(collection: collection, entries: entries, remoteWrites: remoteWrites, conflicts: conflicts)

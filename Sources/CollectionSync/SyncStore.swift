@@ -37,8 +37,6 @@ public final class SyncStore: Sendable {
     let logger: Logger
     /// This database's replica id, recorded with every log line.
     public let replicaID: String
-    /// Collections known to exist in the database (they are never deleted).
-    private let knownCollections = Mutex<Set<CollectionID>>([])
     private let metrics: SyncMetrics
 
     /// The path of the database file.
@@ -123,21 +121,18 @@ public final class SyncStore: Sendable {
 
     private func enqueue(_ kind: OpKind, _ tweets: [TweetID], _ collection: CollectionID) async throws -> [QueuedOp] {
         guard !tweets.isEmpty else { return [] }
-        // Collections are never deleted: once this store has seen one, it skips the insert.
-        let known = knownCollections.withLock { $0.contains(collection) }
         let queued = try await write(onQueue: tweets.count >= Self.longEnqueue) { tx in
-            if !known { try tx.ensureCollection(collection) }
+            let target = try tx.editableCollection(collection)
             // A repeated tweet is found by the key's own lookup (its newest op is this call's):
             // no set of the call's ids, which for a million ids cost a third of the memory.
             let before = tx.opIDs.last
             var queued: [QueuedOp] = []
             queued.reserveCapacity(tweets.count)
             for tweet in tweets {
-                if let op = try tx.enqueue(kind, collection, tweet, unlessQueuedAfter: before) { queued.append(op) }
+                if let op = try tx.enqueue(kind, target, tweet, unlessQueuedAfter: before) { queued.append(op) }
             }
             return queued
         }
-        if !known { knownCollections.withLock { _ = $0.insert(collection) } }
         metrics.queued(queued.count, kind)
         logger.debug("queued ops", metadata: ["op.kind": "\(kind.rawValue)", "collection.id": "\(collection)", "op.count": "\(queued.count)"])
         return queued
@@ -155,6 +150,8 @@ public final class SyncStore: Sendable {
                 throw SyncError.invalid("op \(op.id) is \(op.state.rawValue), not failed: only failed ops can be retried")
             }
             for op in ops { try tx.retry(op) }
+            // A create's retry retries the ops that failed with it.
+            for op in ops where op.kind == .create { try tx.retryDependents(of: op) }
         }
     }
 
@@ -163,7 +160,9 @@ public final class SyncStore: Sendable {
     public func retryAllFailed() async throws -> [OpID] {
         try await write { tx in
             let ops = try tx.db.query("SELECT \(Op.columns) FROM ops WHERE state = 'failed' ORDER BY id", row: Op.init(row:))
-            for op in ops { try tx.retry(op) }
+            // Creates first: their ops wait behind them, whatever their ids.
+            for op in ops where op.kind == .create { try tx.retry(op) }
+            for op in ops where op.kind != .create { try tx.retry(op) }
             return ops.map(\.id)
         }
     }
@@ -179,10 +178,7 @@ public final class SyncStore: Sendable {
                 guard op.state != .inFlight else {
                     throw SyncError(code: .opInFlight, message: "op \(op.id) is in flight: it can be discarded once its answer is in")
                 }
-                try tx.move([op.id], of: op.collection, from: [op.state], to: .gone)
-                try tx.log(.discarded, op.collection, op.tweet, op: op.id, localHLC: op.hlc,
-                           detail: "\(op.kind.rawValue) discarded by the user")
-                try tx.refreshView(op.collection, op.tweet)
+                try tx.discard(op)
             }
         }
     }
@@ -193,7 +189,8 @@ public final class SyncStore: Sendable {
     /// locally and not yet pulled, then by the server's `sort_index`, descending.
     public func entries(of collection: CollectionID) async throws -> [Entry] {
         try await database.read { db in
-            try db.query("""
+            let collection = try db.resolveCollection(collection, editing: true)
+            return try db.query("""
                 SELECT e.tweet_id, e.sort_index,
                        (SELECT o.kind FROM ops o
                          WHERE o.collection_id = e.collection_id AND o.tweet_id = e.tweet_id
@@ -231,12 +228,16 @@ public final class SyncStore: Sendable {
     }
 
     /// The LWW log, newest first: every event, or only `conflict` events.
+    /// A bound local id's lines are shown under its server id (the lines keep the id they were
+    /// written with).
     public func log(conflictsOnly: Bool = false, limit: Int = 100) async throws -> [LogEvent] {
         guard limit > 0 else { throw SyncError.invalid("the log limit must be positive, not \(limit)") }
         let condition = conflictsOnly ? "WHERE event = 'conflict'" : ""
         return try await database.read { db in
-            try db.query("SELECT \(LogEvent.columns) FROM log \(condition) ORDER BY id DESC LIMIT ?",
-                         .integer(Int64(limit)), row: LogEvent.init(row:))
+            try db.query("""
+                SELECT \(LogEvent.columns(collection: "coalesce((SELECT server_id FROM local_collections WHERE local_id = log.collection_id), log.collection_id)"))
+                FROM log \(condition) ORDER BY id DESC LIMIT ?
+                """, .integer(Int64(limit)), row: LogEvent.init(row:))
         }
     }
 
@@ -309,7 +310,7 @@ extension Op {
         }
         self.init(
             id: OpID(row.int64(0)), kind: kind,
-            collection: CollectionID(trusted: row.string(2)), tweet: TweetID(trusted: row.string(3)),
+            collection: CollectionID(trusted: row.string(2)), tweet: row.optionalString(3).map(TweetID.init(trusted:)),
             state: state, hlc: HLC(rawValue: row.int64(5)), createdAt: Date(millis: row.int64(6)),
             attempts: row.int(7), nextAttemptAt: row.optionalInt64(8).map(Date.init(millis:)),
             lastError: row.optionalString(9))
@@ -317,7 +318,11 @@ extension Op {
 }
 
 extension LogEvent {
-    static let columns = "id, hlc, replica_id, event, collection_id, tweet_id, op_id, winner, local_hlc, remote_hlc, detail"
+    static let columns = columns(collection: "collection_id")
+
+    static func columns(collection: String) -> String {
+        "id, hlc, replica_id, event, \(collection), tweet_id, op_id, winner, local_hlc, remote_hlc, detail"
+    }
 
     init(row: Statement) {
         self.init(

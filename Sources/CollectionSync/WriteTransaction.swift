@@ -226,9 +226,9 @@ struct WriteTransaction {
     /// dropped and logged `coalesced`, so that no older intent is replayed after a newer one.
     mutating func retry(_ op: Op) throws {
         let id = op.id
-        if let newer = try db.queryFirst(
+        if let tweet = op.tweet, let newer = try db.queryFirst(
             "SELECT id, kind FROM ops WHERE collection_id = ? AND tweet_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
-            .text(op.collection.rawValue), .text(op.tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {
+            .text(op.collection.rawValue), .text(tweet.rawValue), .integer(id.rawValue), row: { (OpID($0.int64(0)), $0.string(1)) }) {
             try move([id], of: op.collection, from: [.failed], to: .gone)
             try log(.coalesced, op.collection, op.tweet, op: id, localHLC: op.hlc,
                     detail: "failed \(op.kind.rawValue) superseded by op \(newer.0) (\(newer.1)) instead of retried")
@@ -236,6 +236,60 @@ struct WriteTransaction {
         }
         try move([id], of: op.collection, from: [.failed], to: .retried)
         try log(.retried, op.collection, op.tweet, op: id, localHLC: op.hlc, detail: "\(op.kind.rawValue) back to pending")
-        try refreshView(op.collection, op.tweet)
+        try refreshView(of: op)
+    }
+
+    /// The ops that failed with a create (semantics.md, offline collections, 6) go back with it.
+    mutating func retryDependents(of create: Op) throws {
+        let dependents = try db.query("""
+            SELECT \(Op.columns) FROM ops WHERE collection_id = ? AND state = 'failed' AND kind <> 'create' AND last_error LIKE 'create failed: %'
+            ORDER BY id
+            """, .text(create.collection.rawValue), row: Op.init(row:))
+        for op in dependents { try retry(op) }
+    }
+
+    /// Drops one pending or failed op by the user's wish and reverts what it showed.
+    mutating func discard(_ op: Op) throws {
+        if op.kind == .create {
+            let maybeSent = try db.queryFirst("SELECT maybe_sent FROM local_collections WHERE local_id = ?",
+                                              .text(op.collection.rawValue)) { $0.int(0) == 1 } ?? false
+            guard !maybeSent else {
+                throw SyncError(code: .opInFlight, message: "op \(op.id) is a create that may have reached the server: "
+                                + "it can be discarded once a flush has settled it (or destroy the collection)")
+            }
+        }
+        try move([op.id], of: op.collection, from: [op.state], to: .gone)
+        try log(.discarded, op.collection, op.tweet, op: op.id, localHLC: op.hlc, detail: "\(op.kind.rawValue) discarded by the user")
+        switch op.kind {
+        case .create: try drop(op.collection, why: "its create was discarded")
+        case .destroy: try db.run("UPDATE collections SET destroyed = NULL WHERE id = ? AND destroyed = 'destroying'", .text(op.collection.rawValue))
+        default: try refreshView(of: op)
+        }
+    }
+
+    /// What an op's key shows: a tweet's membership, or a collection's metadata.
+    mutating func refreshView(of op: Op) throws {
+        if let tweet = op.tweet {
+            try refreshView(op.collection, tweet)
+        } else if op.kind == .update {
+            try refreshMetadata(op.collection)
+        }
+    }
+
+    /// The collection an edit of entries goes to: a bound local id's server id; a server id
+    /// the database does not know yet is added. Refuses (``SyncError/Code/invalidInput``) an
+    /// unknown local id and a collection destroyed, being destroyed or dropped.
+    func editableCollection(_ collection: CollectionID) throws -> CollectionID {
+        if collection.isLocal { return try db.resolveCollection(collection, editing: true) }
+        // One read by primary key: whether the row exists, and its state.
+        switch try db.queryFirst("SELECT destroyed FROM collections WHERE id = ?", .text(collection.rawValue), row: { $0.optionalString(0) }) {
+        case nil:
+            try ensureCollection(collection)
+        case let state??:
+            throw SyncError.invalid("the collection \(collection) is \(state == "destroying" ? "being destroyed" : state)")
+        case .some(nil):
+            break
+        }
+        return collection
     }
 }

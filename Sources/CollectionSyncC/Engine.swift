@@ -45,6 +45,7 @@ public func cs_engine_create(_ store: OpaquePointer?, _ apiBase: UnsafePointer<C
         let base = try apiBase.map { try text($0, "api_base") } ?? APISettings.apiBase(environment: environment).url
         let apiCredentials = try credentials.map(given) ?? APISettings.credentials(environment: environment)
         var configuration = SyncEngine.Configuration()
+        configuration.userID = try credentials == nil ? APISettings.userID(environment: environment) : APISettings.userID(from: environment)
         if let options = options?.pointee {
             if options.batch_size != 0 { configuration.batchSize = Int(options.batch_size) }
             if options.concurrency != 0 { configuration.concurrency = Int(options.concurrency) }

@@ -71,6 +71,9 @@ public final class CollectionsClient: Sendable {
         state.withLock { $0.clockOffset = offset }
     }
 
+    /// The user id an OAuth 1.0a access token names (its numeric prefix); nil for a Bearer token.
+    package var accessTokenUserID: String? { credentials.accessTokenUserID }
+
     /// The last rate-limit headers seen from `endpoint`.
     public func rateLimit(for endpoint: Endpoint) -> RateLimit? {
         state.withLock { $0.rateLimits[endpoint] }
@@ -83,7 +86,7 @@ public final class CollectionsClient: Sendable {
     public func entries(of collection: CollectionID, count: Int = 200, maxPosition: String? = nil, minPosition: String? = nil,
                         timeout: Duration? = nil) async throws -> EntriesPage {
         guard (1...200).contains(count) else { throw invalidArgument("count must be 1 to 200, not \(count)") }
-        var query = [("id", collection.rawValue), ("count", String(count))]
+        var query = [("id", try serverID(collection)), ("count", String(count))]
         if let maxPosition { query.append(("max_position", maxPosition)) }
         if let minPosition { query.append(("min_position", minPosition)) }
         let response = try await send(.entries, query: query, timeout: timeout)
@@ -92,7 +95,7 @@ public final class CollectionsClient: Sendable {
 
     /// `GET collections/show`.
     public func show(_ collection: CollectionID, timeout: Duration? = nil) async throws -> CollectionInfo {
-        let response = try await send(.show, query: [("id", collection.rawValue)], timeout: timeout)
+        let response = try await send(.show, query: [("id", try serverID(collection))], timeout: timeout)
         return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: Endpoint.show.rawValue)
     }
 
@@ -133,21 +136,21 @@ public final class CollectionsClient: Sendable {
     /// sent, and an empty string clears a field.
     public func update(_ collection: CollectionID, name: String, description: String, url: String,
                        timeout: Duration? = nil) async throws -> CollectionInfo {
-        let form = [("id", collection.rawValue), ("name", name), ("description", description), ("url", url)]
+        let form = [("id", try serverID(collection)), ("name", name), ("description", description), ("url", url)]
         let response = try await send(.update, form: form, timeout: timeout)
         return try AnswerClassifier.decode(CollectionInfo.self, from: response, path: Endpoint.update.rawValue)
     }
 
     /// `POST collections/destroy`; true when the answer says `destroyed`.
     public func destroy(_ collection: CollectionID, timeout: Duration? = nil) async throws -> Bool {
-        let response = try await send(.destroy, form: [("id", collection.rawValue)], timeout: timeout)
+        let response = try await send(.destroy, form: [("id", try serverID(collection))], timeout: timeout)
         return try AnswerClassifier.decode(DestroyAnswer.self, from: response, path: Endpoint.destroy.rawValue).destroyed
     }
 
     /// `POST collections/entries/add`.
     public func add(_ tweet: TweetID, to collection: CollectionID, relativeTo: TweetID? = nil, above: Bool? = nil,
                     timeout: Duration? = nil) async throws -> ChangeResult {
-        var form = [("id", collection.rawValue), ("tweet_id", tweet.rawValue)]
+        var form = [("id", try serverID(collection)), ("tweet_id", tweet.rawValue)]
         if let relativeTo { form.append(("relative_to", relativeTo.rawValue)) }
         if let above { form.append(("above", above ? "true" : "false")) }
         return try await change(.add, form: form, changes: [EntryChange(op: .add, tweet: tweet)], timeout: timeout)
@@ -155,7 +158,7 @@ public final class CollectionsClient: Sendable {
 
     /// `POST collections/entries/remove`.
     public func remove(_ tweet: TweetID, from collection: CollectionID, timeout: Duration? = nil) async throws -> ChangeResult {
-        try await change(.remove, form: [("id", collection.rawValue), ("tweet_id", tweet.rawValue)],
+        try await change(.remove, form: [("id", try serverID(collection)), ("tweet_id", tweet.rawValue)],
                          changes: [EntryChange(op: .remove, tweet: tweet)], timeout: timeout)
     }
 
@@ -163,7 +166,7 @@ public final class CollectionsClient: Sendable {
     /// refused with the reason the server gave for this tweet.
     public func move(_ tweet: TweetID, in collection: CollectionID, relativeTo: TweetID, above: Bool = true,
                      timeout: Duration? = nil) async throws -> ChangeOutcome {
-        let form = [("id", collection.rawValue), ("tweet_id", tweet.rawValue), ("relative_to", relativeTo.rawValue),
+        let form = [("id", try serverID(collection)), ("tweet_id", tweet.rawValue), ("relative_to", relativeTo.rawValue),
                     ("above", above ? "true" : "false")]
         let response = try await send(.move, form: form, timeout: timeout)
         let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: Endpoint.move.rawValue)
@@ -178,7 +181,7 @@ public final class CollectionsClient: Sendable {
             throw CollectionsAPIError(code: .tooManyChanges, message: "collections/entries/curate takes at most 100 changes, not \(changes.count)")
         }
         guard !changes.isEmpty else { throw invalidArgument("curate needs at least one change") }
-        let (response, rateLimit) = try await exchange(.curate, json: Self.curateBody(collection.rawValue, changes), timeout: timeout)
+        let (response, rateLimit) = try await exchange(.curate, json: Self.curateBody(try serverID(collection), changes), timeout: timeout)
         let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: Endpoint.curate.rawValue)
         return ChangeResult(envelope: envelope, changes: changes, rateLimit: rateLimit)
     }
@@ -227,6 +230,14 @@ public final class CollectionsClient: Sendable {
         let (response, rateLimit) = try await exchange(endpoint, form: form, timeout: timeout)
         let envelope = try AnswerClassifier.decode(ChangeResult.Envelope.self, from: response, path: endpoint.rawValue)
         return ChangeResult(envelope: envelope, changes: changes, rateLimit: rateLimit)
+    }
+
+    /// The id to send: a local id (`local-N`) is only a sync store's name, never the API's.
+    private func serverID(_ collection: CollectionID) throws -> String {
+        guard !collection.isLocal else {
+            throw invalidArgument("\(collection) is a local id: only the sync store that made it knows it (it becomes a server id once its create is applied)")
+        }
+        return collection.rawValue
     }
 
     // MARK: - Sending

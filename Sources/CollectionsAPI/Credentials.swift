@@ -26,6 +26,15 @@ public struct APICredentials: Sendable, Hashable, CustomStringConvertible, Custo
         }
     }
 
+    /// The numeric prefix of an OAuth 1.0a access token (`12345-...`), which is its user's id;
+    /// nil for a Bearer token or a token without one. Not a secret.
+    public var accessTokenUserID: String? {
+        guard case .oauth1(_, _, let token, _) = kind, let dash = token.firstIndex(of: "-") else { return nil }
+        let prefix = token[..<dash]
+        guard !prefix.isEmpty, prefix.utf8.count <= 20, prefix.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return String(prefix)
+    }
+
     public var debugDescription: String { description }
     public var customMirror: Mirror { Mirror(self, children: ["kind": description]) }
 }

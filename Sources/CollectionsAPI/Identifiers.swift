@@ -1,20 +1,43 @@
-/// A Twitter collection id, `custom-` followed by 1 to 20 digits, kept whole as a string.
+/// A collection id: the server's, `custom-` followed by 1 to 20 digits, kept whole as a string;
+/// or a local id, `local-N`, which a sync store gives a collection made with no network until the
+/// server names it (only a store resolves it: the API is never sent one).
 public struct CollectionID: Hashable, Sendable, Comparable, CustomStringConvertible {
-    /// The id exactly as the API writes it.
+    /// The id exactly as the API (or the store, for a local id) writes it.
     public let rawValue: String
 
-    /// Validates `rawValue` against `^custom-[0-9]{1,20}$`; throws
+    /// Validates `rawValue` against `^custom-[0-9]{1,20}$` or `^local-[1-9][0-9]{0,17}$`; throws
     /// ``CollectionsAPIError/Code/invalidArgument`` naming the value otherwise.
     public init(validating rawValue: String) throws {
-        let digits = rawValue.utf8.dropFirst(7)
-        guard rawValue.utf8.starts(with: "custom-".utf8),
-              (1...20).contains(digits.count),
-              digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-        else {
+        guard Self.isServerID(rawValue) || Self.localNumber(rawValue) != nil else {
             throw CollectionsAPIError(code: .invalidArgument,
-                                      message: "invalid collection id \(quoted(rawValue)): expected custom- followed by 1 to 20 digits")
+                                      message: "invalid collection id \(quoted(rawValue)): expected custom- followed by 1 to 20 digits, or a local id local-N")
         }
         self.rawValue = rawValue
+    }
+
+    /// The local id `local-number`.
+    public init?(localNumber number: Int64) {
+        guard number > 0 else { return nil }
+        rawValue = "local-\(number)"
+    }
+
+    /// Whether this is a local id (`local-N`), which only a sync store knows.
+    public var isLocal: Bool { rawValue.utf8.starts(with: "local-".utf8) }
+
+    /// N of a local id `local-N`.
+    public var localNumber: Int64? { Self.localNumber(rawValue) }
+
+    static func isServerID(_ text: String) -> Bool {
+        let digits = text.utf8.dropFirst(7)
+        return text.utf8.starts(with: "custom-".utf8) && (1...20).contains(digits.count)
+            && digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+    }
+
+    static func localNumber(_ text: String) -> Int64? {
+        let digits = text.utf8.dropFirst(6)
+        guard text.utf8.starts(with: "local-".utf8), (1...18).contains(digits.count), digits.first != UInt8(ascii: "0"),
+              digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(String(decoding: digits, as: UTF8.self))
     }
 
     /// Trusted construction from storage that only ever holds validated ids.

@@ -30,6 +30,22 @@ package enum APISettings {
         return try credentials(from: values)
     }
 
+    /// The user id `values` (the environment's, or a credentials file's) give, `TWITTER_USER_ID`;
+    /// nil when absent (the engine then takes the access token's numeric prefix).
+    package static func userID(from values: [String: String]) throws -> String? {
+        guard let id = values[userIDName], !id.isEmpty else { return nil }
+        guard id.utf8.count <= 20, id.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw Failure(exitCode: Exit.config, message: "\(userIDName) must be a numeric user id")
+        }
+        return id
+    }
+
+    /// The user id of the credentials file the environment names, else of the environment.
+    package static func userID(environment: [String: String]) throws -> String? {
+        if let file = credentialsFile(environment: environment) { return try userID(from: try CredentialsFile.read(file.path)) }
+        return try userID(from: environment)
+    }
+
     /// The credentials `values` (the environment's, or a credentials file's) hold.
     package static func credentials(from values: [String: String]) throws -> APICredentials {
         let oauth = oauthNames.map { values[$0].flatMap { $0.isEmpty ? nil : $0 } }

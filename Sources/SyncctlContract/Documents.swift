@@ -21,7 +21,7 @@ package func jsonTime(_ date: Date?) -> JSON { date.map { .string(rfc3339($0)) }
 extension QueuedOp {
     package var json: JSON {
         .object([("id", .int(id.rawValue)), ("op", .string(kind.rawValue)),
-                 ("collection_id", .string(collection.rawValue)), ("tweet_id", .string(tweet.rawValue))])
+                 ("collection_id", .string(collection.rawValue)), ("tweet_id", .optional(tweet?.rawValue))])
     }
 }
 
@@ -29,7 +29,7 @@ extension Op {
     package var json: JSON {
         .object([
             ("id", .int(id.rawValue)), ("op", .string(kind.rawValue)),
-            ("collection_id", .string(collection.rawValue)), ("tweet_id", .string(tweet.rawValue)),
+            ("collection_id", .string(collection.rawValue)), ("tweet_id", .optional(tweet?.rawValue)),
             ("state", .string(state.rawValue)), ("attempts", .int(attempts)),
             ("created_at", jsonTime(createdAt)), ("next_attempt_at", jsonTime(nextAttemptAt)),
             ("last_error", .optional(lastError)),
@@ -83,6 +83,27 @@ package enum Documents {
         ])
     }
 
+    /// `destroy`: the queued destroy, or `{"queued":[],"dropped":"local-N"}` for a collection
+    /// whose create was never sent.
+    package static func destroyed(_ result: CollectionDestruction) -> JSON {
+        switch result {
+        case .queued(let op): queued([op])
+        case .dropped(let local): .object([("queued", .array([])), ("dropped", .string(local.rawValue))])
+        }
+    }
+
+    /// `collections`: the local store's collections with their metadata.
+    package static func collections(_ collections: [LocalCollection]) -> JSON {
+        .object([("collections", .array(collections.map { collection in
+            .object([
+                ("id", .string(collection.id.rawValue)), ("local_id", .optional(collection.localID?.rawValue)),
+                ("name", .string(collection.name)), ("description", .string(collection.description)), ("url", .string(collection.url)),
+                ("timeline_order", .string(collection.timelineOrder)), ("pending", .optional(collection.pending?.rawValue)),
+                ("gone", .bool(collection.gone)), ("entries", .int(collection.entries)),
+            ])
+        }))])
+    }
+
     package static func outbox(_ ops: [Op]) -> JSON { .object([("ops", .array(ops.map(\.json)))]) }
 
     package static func log(_ events: [LogEvent]) -> JSON { .object([("events", .array(events.map(\.json)))]) }
@@ -133,7 +154,7 @@ package enum Documents {
 
     private static func members(of op: Op) -> [(String, JSON)] {
         [("op_id", .int(op.id.rawValue)), ("op", .string(op.kind.rawValue)),
-         ("collection_id", .string(op.collection.rawValue)), ("tweet_id", .string(op.tweet.rawValue))]
+         ("collection_id", .string(op.collection.rawValue)), ("tweet_id", .optional(op.tweet?.rawValue))]
     }
 }
 

@@ -16,12 +16,14 @@ struct Entries: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Argument(help: "The collection id (custom-<digits>).")
+    @Argument(help: "The collection id (custom-<digits>, or local-N for one made here).")
     var collection: String
 
     func run() async throws {
-        let collectionID = try parseAll([collection], CollectionID.init(validating:))[0]
-        let entries = try await options.openStore().entries(of: collectionID)
+        let given = try parseAll([collection], CollectionID.init(validating:))[0]
+        let store = try await options.openStore()
+        let entries = try await store.entries(of: given)
+        let collectionID = try await store.resolve(given)  // a bound local id shows as its server id
         options.emit(Documents.entries(collectionID, entries), text: entries.isEmpty
             ? "\(collectionID): no entries"
             : entries.map { "\($0.tweet)\($0.pending.map { "  (pending \($0.rawValue))" } ?? "")" }.joined(separator: "\n"))

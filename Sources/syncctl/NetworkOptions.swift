@@ -41,11 +41,13 @@ struct NetworkOptions: ParsableArguments {
     /// Credentials from the credentials file when one is given, else from the environment.
     /// Empty values count as absent; the four OAuth 1.0a values go together.
     func resolvedCredentials(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> APICredentials {
-        var values = environment
-        if let file = credentialsFileSetting(environment: environment) {
-            values = try CredentialsFile.read(file.path)
-        }
-        return try APISettings.credentials(from: values)
+        try APISettings.credentials(from: try credentialValues(environment: environment))
+    }
+
+    /// The values credentials come from: the credentials file's when one is given, else the environment's.
+    func credentialValues(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
+        if let file = credentialsFileSetting(environment: environment) { return try CredentialsFile.read(file.path) }
+        return environment
     }
 
     /// Runs `body` with an engine over a fresh transport, which is shut down afterwards whether
@@ -54,8 +56,10 @@ struct NetworkOptions: ParsableArguments {
                        logger: Logger = Logger(label: "syncctl"),
                        _ body: (SyncEngine) async throws -> T) async throws -> T {
         let base = try resolvedAPIBase()
-        let credentials = try resolvedCredentials()
+        let values = try credentialValues()
+        let credentials = try APISettings.credentials(from: values)
         var configuration = SyncEngine.Configuration()
+        configuration.userID = try APISettings.userID(from: values)
         configure(&configuration)
         let transport = AsyncHTTPClientTransport()
         do {

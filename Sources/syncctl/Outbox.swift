@@ -21,7 +21,7 @@ struct Outbox: AsyncParsableCommand {
         options.emit(Documents.outbox(ops), text: ops.isEmpty
             ? (failed ? "no failed ops" : "the outbox is empty")
             : ops.map { op in
-                var line = "\(op.id)  \(op.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(op.collection) \(op.tweet)  \(op.state.rawValue)  attempts \(op.attempts)"
+                var line = "\(op.id)  \(op.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(op.collection) \(op.tweet?.rawValue ?? "-")  \(op.state.rawValue)  attempts \(op.attempts)"
                 if let next = op.nextAttemptAt { line += "  next \(rfc3339(next))" }
                 if let error = op.lastError { line += "  last error: \(error)" }
                 return line

@@ -22,7 +22,7 @@ struct Pull: AsyncParsableCommand {
     @OptionGroup var network: NetworkOptions
     @OptionGroup var deadline: DeadlineOption
 
-    @Argument(help: "The collection id (custom-<digits>).")
+    @Argument(help: "The collection id (custom-<digits>, or local-N for one made here: nothing is fetched until it is created).")
     var collection: String
 
     func run() async throws {
@@ -48,7 +48,7 @@ struct Pull: AsyncParsableCommand {
         switch outcome.value {
         case .success(let report):
             let failure = outcome.signal.map { Failure(exitCode: Exit.tryLater, message: "interrupted by \($0) after the pull had merged") }
-            emit(collectionID, entries: report.entries, remoteWrites: report.remoteWrites, conflicts: report.conflicts, failure)
+            emit(report.collection, entries: report.entries, remoteWrites: report.remoteWrites, conflicts: report.conflicts, failure)
             if let failure { throw Failure(exitCode: failure.exitCode, message: failure.message, reported: true) }
         case .failure(let error):
             // Interrupted before every page arrived: nothing changed; the usual summary, and 75.

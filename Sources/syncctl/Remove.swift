@@ -63,7 +63,7 @@ struct EditArguments: ParsableArguments {
         the union would send edits nobody meant.
         """
 
-    @Argument(help: "The collection id (custom-<digits>).")
+    @Argument(help: "The collection id (custom-<digits>, or local-N for one made here).")
     var collection: String
 
     @Argument(help: ArgumentHelp("Tweet ids, or - to read them from standard input.", valueName: "tweet"))
@@ -102,13 +102,13 @@ private func printQueued(_ queued: [QueuedOp], json: Bool) {
             out.write(#"","collection_id":""#)
             out.write(op.collection.rawValue)
             out.write(#"","tweet_id":""#)
-            out.write(op.tweet.rawValue)
+            out.write(op.tweet?.rawValue ?? "")
             out.write(#""}"#)
         }
         out.write("]}\n")
     } else {
         for op in queued {
-            out.write("queued op \(op.id): \(op.kind.rawValue) \(op.tweet) (\(op.collection))\n")
+            out.write("queued op \(op.id): \(op.kind.rawValue) \(op.tweet?.rawValue ?? "") (\(op.collection))\n")
         }
     }
     out.flush()

@@ -20,7 +20,7 @@ struct SyncCtl: AsyncParsableCommand {
             and the newest database schema this build knows.
             """,
         subcommands: [
-            Remove.self, Add.self, Entries.self, Status.self, Outbox.self, Log.self,
+            Remove.self, Add.self, Entries.self, Create.self, Update.self, Destroy.self, Collections.self, Status.self, Outbox.self, Log.self,
             Retry.self, Discard.self, Prune.self, Pull.self, Flush.self, Watch.self, Doctor.self, MockServer.self, Demo.self,
         ]
     )
