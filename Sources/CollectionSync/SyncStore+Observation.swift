@@ -29,6 +29,12 @@ extension SyncStore {
         observe { try await $0.entries(of: collection) }
     }
 
+    /// The collections of the store (``collections()``) as they change: made, renamed, bound to
+    /// their server ids, destroyed (see ``observe(_:)``).
+    public func observeCollections() -> StoreObservation<[LocalCollection]> {
+        observe { try await $0.collections() }
+    }
+
     /// The queue and sync state as they change (see ``observe(_:)``).
     public func observeStatus() -> StoreObservation<SyncStatus> {
         observe { try await $0.status() }

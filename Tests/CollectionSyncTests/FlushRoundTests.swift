@@ -302,10 +302,11 @@ struct FlushRoundTests {
         var driver = Driver()
         let sent = driver.begin([Self.op(1), Self.op(2)], answeredBefore: true)
         let check = driver.on(.failed(sent.requests[0].id, Self.apiError(.notFound, status: 404, apiCode: 34)))
-        #expect(check.requests.count == 1 && check.requests[0].endpoint == .show && check.requests[0].confirmsMissing)
+        #expect(check.requests.count == 1 && check.requests[0].confirmsMissing && check.requests[0].ops.map(\.id) == [OpID(1), OpID(2)])
         #expect(check.commits.isEmpty)
         let gone = driver.on(.failed(check.requests[0].id, Self.apiError(.notFound, status: 404, apiCode: 34)))
         #expect(gone.commits[0].store.results.map(\.outcome) == [.failed(reason: "collection not found"), .failed(reason: "collection not found")])
+        #expect(gone.commits[0].store.gone == [Self.op(1).collection], "the collection is marked gone, its other waiting ops fail with it")
         #expect(driver.round.report.requests == 1, "the check is not one of the flush's requests")
     }
 

@@ -141,7 +141,7 @@ struct StoreTests {
         #expect(try pragma(path, "user_version") == "3")
         let logColumns = "id, hlc, replica_id, collection_id, tweet_id, event, op_id, winner, local_hlc, remote_hlc, detail"
         let queries = [
-            "SELECT * FROM ops ORDER BY id",
+            "SELECT id, collection_id, tweet_id, kind, state, hlc, created_at, attempts, next_attempt_at, last_error, claimed_by FROM ops ORDER BY id",
             "SELECT * FROM entries ORDER BY collection_id, tweet_id",
             "SELECT \(logColumns) FROM log ORDER BY id",
             "SELECT id, name, description, url, user_id, collection_url, timeline_order, created_at, last_pulled_at, last_pull_hlc FROM collections ORDER BY id",

@@ -410,8 +410,9 @@ struct SyncEngineTests {
         let report = try await engine.pull(c1)
         #expect(report.entries == 450)
         #expect(try await engine.store.entries(of: c1).map(\.tweet.rawValue) == all.map(\.tweet))
-        #expect(transport.sent.count == 3, "200 + 200 (1 repeated) + 52")
-        #expect(transport.sent.allSatisfy { $0.path == "/1.1/collections/entries.json" })
+        #expect(transport.sent.count == 4, "200 + 200 (1 repeated) + 52, then the metadata")
+        #expect(transport.sent.dropLast().allSatisfy { $0.path == "/1.1/collections/entries.json" })
+        #expect(transport.sent.last?.path == "/1.1/collections/show.json")
     }
 
     @Test("pull reads a 404 by the flush's rule: gone only when the base answered before and collections/show confirms it")
@@ -419,6 +420,9 @@ struct SyncEngineTests {
         let showFinds = Mutex(false)
         let transport = ScriptedTransport { sent in
             if sent.path.hasSuffix("show.json") {
+                if sent.query.contains(where: { $0 == ("id", "custom-1") }) {
+                    return ScriptedTransport.json(200, #"{"objects":{},"response":{"timeline_id":"custom-1"}}"#)
+                }
                 return showFinds.withLock { $0 } ? ScriptedTransport.json(200, #"{"objects":{},"response":{"timeline_id":"custom-2"}}"#)
                     : ScriptedTransport.apiError(404, 34)
             }
@@ -454,7 +458,7 @@ struct SyncEngineTests {
         }
         let engine = try await engine(transport)
         try await engine.pull(c1)
-        #expect(transport.sent.count == 2)
+        #expect(transport.sent.count == 3, "the entries refused, again with the server's clock, then the metadata")
         #expect(try await engine.store.clockOffset(apiBase: base) == .seconds(3_600))
     }
 

@@ -115,7 +115,7 @@ struct FlushIntegrationTests {
             let report = try await harness.engine.flush()
             #expect(report.applied == 2 && report.failed == 1 && report.deadLetters == 1)
             let failed = try await harness.store.outbox(.failed)
-            #expect(failed.map(\.tweet.rawValue) == ["50"] && failed[0].lastError == "not_found")
+            #expect(failed.map(\.tweet?.rawValue) == ["50"] && failed[0].lastError == "not_found")
             #expect(try await harness.store.entries(of: collection).map(\.tweet.rawValue).sorted() == ["2", "3", "51"])
             try server.restoreTweets(["50"])
             try await harness.store.retry([failed[0].id])
