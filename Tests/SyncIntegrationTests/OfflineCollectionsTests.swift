@@ -321,4 +321,99 @@ struct OfflineCollectionsTests {
             await harness.shutdown()
         }
     }
+
+    @Test("destroy while the create's outcome is unknown: listing settles it; a match is bound then destroyed, no match is dropped unsent", arguments: [true, false])
+    func destroyAfterUnknownCreate(applied: Bool) async throws {
+        try await withMockServer { server in
+            let harness = try await Harness.start(server)
+            let local = try await harness.store.createCollection(name: "Maybe").collection
+            try await harness.store.add(tweetIDs(1...1), to: local)
+            if applied {
+                server.dropAfterApply(next: 1, endpoint: .create)
+            } else {
+                server.failNext(1, status: 502, code: nil, endpoint: .create)
+            }
+            _ = try await harness.engine.flush()
+            // It may be on the server: the destroy is queued, not a drop; discard of the create is refused.
+            let creates = try await harness.store.outbox().filter { $0.kind == .create }
+            await #expect(throws: SyncError.self) { try await harness.store.discard(creates.map(\.id)) }
+            guard case .queued = try await harness.store.destroyCollection(local) else {
+                Issue.record("a create that may have reached the server is not simply dropped")
+                return
+            }
+            let report = try await harness.engine.flush()
+            #expect(report.pending == 0 && report.failed == 0)
+            #expect(Self.named("Maybe", server).isEmpty, "what the create made is destroyed; nothing else is made")
+            #expect(Self.requests(.create, server) == 1, "never sent again")
+            #expect(Self.requests(.destroy, server) == (applied ? 1 : 0))
+            #expect(try await harness.store.collections().isEmpty)
+            #expect(try await harness.store.outbox(.all).isEmpty)
+            await harness.shutdown()
+        }
+    }
+
+    @Test("discard: of a never-sent create drops the collection; of an update reverts its fields; of a destroy un-hides the collection")
+    func discard() async throws {
+        try await withMockServer { server in
+            let id = try server.createCollection(name: "Base", tweetIDs: ["1"])
+            let collection = try CollectionID(validating: id)
+            let harness = try await Harness.start(server)
+            try await harness.engine.pull(collection)
+            let update = try await harness.store.updateCollection(collection, name: "Changed", url: "https://example.com/x")
+            #expect(try await harness.store.collections().first?.url == "https://example.com/x")
+            try await harness.store.discard([update.id])
+            let reverted = try #require(try await harness.store.collections().first)
+            #expect(reverted.name == "Base" && reverted.url == "" && reverted.pending == nil)
+
+            guard case .queued(let destroy) = try await harness.store.destroyCollection(collection) else { return }
+            try await harness.store.discard([destroy.id])
+            #expect(try await harness.store.collections().map(\.id) == [collection])
+            try await harness.store.add(tweetIDs(2...2), to: collection)  // usable again
+
+            let made = try await harness.store.createCollection(name: "Draft").collection
+            try await harness.store.add(tweetIDs(3...3), to: made)
+            let create = try #require(try await harness.store.outbox().first { $0.kind == .create })
+            try await harness.store.discard([create.id])
+            #expect(try await harness.store.collections().map(\.id) == [collection])
+            #expect(try await harness.store.outbox().map(\.kind) == [.add])
+            // The coalescing of updates keeps the union of fields, each with its own edit's time.
+            try await harness.store.updateCollection(collection, name: "One")
+            try await harness.store.updateCollection(collection, description: "Two")
+            let waiting = try await harness.store.outbox().filter { $0.kind == .update }
+            #expect(waiting.count == 1)
+            _ = try await harness.engine.flush()
+            let now = try #require(server.snapshot().collections.first { $0.id == id })
+            #expect(now.name == "One" && now.description == "Two")
+            await harness.shutdown()
+        }
+    }
+
+    @Test("a pull of a collection not created yet sends nothing and succeeds; limits are checked before anything is written")
+    func pullUnboundAndLimits() async throws {
+        try await withMockServer { server in
+            let harness = try await Harness.start(server)
+            let local = try await harness.store.createCollection(name: "New").collection
+            try await harness.store.add(tweetIDs(1...2), to: local)
+            let report = try await harness.engine.pull(local)
+            #expect(report.collection == local && report.entries == 2 && server.journal().isEmpty)
+            let before = try await harness.store.outbox(.all)
+            for bad in ["", String(repeating: "x", count: 26)] {
+                await #expect(throws: SyncError.self) { try await harness.store.createCollection(name: bad) }
+            }
+            _ = try await harness.store.createCollection(name: String(repeating: "🙂", count: 25))  // code points, not bytes
+            await #expect(throws: SyncError.self) { try await harness.store.createCollection(name: "x", description: String(repeating: "d", count: 161)) }
+            for url in ["ftp://example.com", "http://", "https://exa mple.com", "example.com"] {
+                await #expect(throws: SyncError.self) { try await harness.store.createCollection(name: "x", url: url) }
+                await #expect(throws: SyncError.self) { try await harness.store.updateCollection(local, url: url) }
+            }
+            await #expect(throws: SyncError.self) { try await harness.store.updateCollection(local) }
+            await #expect(throws: SyncError.self) { try await harness.store.updateCollection(try CollectionID(validating: "local-99"), name: "x") }
+            await #expect(throws: SyncError.self) { try await harness.store.add(tweetIDs(1...1), to: try CollectionID(validating: "local-99")) }
+            await #expect(throws: SyncError.self) {
+                try await harness.store.updateCollection(try CollectionID(validating: "custom-5"), name: "never pulled")
+            }
+            #expect(try await harness.store.outbox(.all).count == before.count + 1, "only the good create was queued")
+            await harness.shutdown()
+        }
+    }
 }
