@@ -7,13 +7,15 @@ import SyncctlContract
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "A walk-through against an in-process mock API: offline edits, an outage, a flush, a not_found, a conflict.",
+        abstract: "A walk-through against an in-process mock API: offline edits, an outage, a flush, a not_found, a conflict, a collection made offline.",
         discussion: """
             Starts the bundled mock Collections API on a free loopback port and uses a temporary
             database (or --db): pulls a seeded collection, takes the network down, removes three
             tweets (one already removed by another device), shows a flush failing and keeping
             them, brings the network back, flushes (the not_found counts as already
-            applied), shows a conflict with a remote edit and its LWW log line, and the status.
+            applied), shows a conflict with a remote edit and its LWW log line, and the status; then
+            makes a collection offline, fills and renames it, and flushes it through a lost
+            answer to its create (made exactly once).
 
             Examples:
               syncctl demo
@@ -97,10 +99,41 @@ struct Demo: AsyncParsableCommand {
             say("   The server and the local copy agree: \(serverHas == localHas ? "yes" : "no") (\(serverHas.count) tweets).")
             document.append(("status", status.json))
             document.append(("in_sync", .bool(serverHas == localHas)))
+            document.append(("offline_collection", try await offlineCollection(server, store, engine, tweets: tweets)))
             return document
         }
         say("Done. The database was \(db == nil ? "temporary and is removed" : "kept at \(path)").")
         return document
+    }
+
+    /// Chapter 8: a collection made with no network, filled, renamed, then flushed through a lost answer.
+    private func offlineCollection(_ server: MockCollectionsServer, _ store: SyncStore, _ engine: SyncEngine,
+                                   tweets: [String]) async throws -> JSON {
+        await server.beginOutage()
+        let created = try await store.createCollection(name: "Read later")
+        let local = created.collection
+        say("8. Offline again, you make a collection: syncctl create \"Read later\"  ->  \(local), usable at once")
+        let picks = try tweets[4...7].map { try TweetID(validating: $0) }
+        try await store.add(picks, to: local)
+        try await store.remove([picks[1]], from: local)
+        try await store.updateCollection(local, name: "Read soon")
+        say("   syncctl add \(local) \(tweets[4...7].joined(separator: " ")); syncctl remove \(local) \(picks[1]); syncctl update \(local) --name \"Read soon\"")
+        say("   -> \(counted(try await store.entries(of: local).count, "entry", "entries")) in \(local); its create, adds and update wait in the outbox")
+        try await server.endOutage()
+        server.dropAfterApply(next: 1, endpoint: .create)
+        let lost = try await engine.flush()
+        say("   The network is back; syncctl flush sends the create, the server makes it, and the answer is lost on the way back:")
+        say("   -> applied \(lost.applied), pending \(lost.pending): the outcome is unknown, so \(local) is not bound yet")
+        let settled = try await engine.flush(FlushOptions(timeLimit: .seconds(30), wait: true))
+        let bound = try await store.resolve(local)
+        say("   syncctl flush --wait  ->  after the backoff it lists your collections first, finds the one its create made, binds \(local) to \(bound)")
+        say("   instead of creating it twice; then the entries and the rename go: applied \(settled.applied), already applied \(settled.alreadyApplied), pending \(settled.pending)")
+        let made = server.snapshot().collections.filter { $0.name == "Read soon" || $0.name == "Read later" }
+        let entries = Set(server.tweetIDs(of: bound.rawValue) ?? [])
+        say("   The server holds \(made.count == 1 ? "one" : "\(made.count)") such collection, named \"\(made.first?.name ?? "?")\", with \(counted(entries.count, "tweet", "tweets")); "
+            + "syncctl entries \(local) now shows \(bound).")
+        return .object([("local_id", .string(local.rawValue)), ("id", .string(bound.rawValue)), ("server_collections", .int(made.count)),
+                         ("name", .optional(made.first?.name)), ("entries", .int(entries.count))])
     }
 
     /// Narration: on stdout normally, on stderr with --json (stdout holds one JSON document).

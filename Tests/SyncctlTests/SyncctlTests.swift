@@ -245,7 +245,12 @@ struct SyncctlTests {
         let json = try await Syncctl.run(["demo", "--json", "--db", db], folder: folder)
         #expect(json.status == 0, "\(json)")
         #expect(json.json?["in_sync"] as? Bool == true)
-        #expect(keys(json.json).isSuperset(of: ["flush", "conflicts", "status"]))
+        #expect(keys(json.json).isSuperset(of: ["flush", "conflicts", "status", "offline_collection"]))
+        // Chapter 8: a collection made offline, filled, renamed, flushed through a lost create answer.
+        let made = json.json?["offline_collection"] as? [String: Any]
+        #expect(made?["local_id"] as? String == "local-1" && (made?["id"] as? String)?.hasPrefix("custom-") == true)
+        #expect(made?["server_collections"] as? Int == 1 && made?["name"] as? String == "Read soon" && made?["entries"] as? Int == 3)
+        #expect(run.stdout.contains("answer is lost") && run.stdout.contains("instead of creating it twice"))
         #expect(FileManager.default.fileExists(atPath: db), "--db keeps it")
         let mock = try await Syncctl.run(["mock-server", "--db", db], folder: folder)
         #expect(mock.status == 64, "mock-server has no database: \(mock)")
