@@ -63,6 +63,10 @@ final class DocCSnippets {
     /// What GettingStarted.md's observation calls for each value.
     func show(_ entries: [Entry]) { shown.append(entries) }
 
+    /// What the README's observation of the collections calls for each value.
+    func show(_ collections: [LocalCollection]) { shownCollections.append(collections) }
+    private(set) var shownCollections: [[LocalCollection]] = []
+
     // README.md, "Using the library" (compiled only: it opens /var/lib/myapp and observes forever)
 
     func readmeUsingTheLibrary(credentials: APICredentials) async throws {
@@ -86,6 +90,15 @@ final class DocCSnippets {
         for try await entries in store.observeEntries(of: collection) {
             show(entries)
         }
+    }
+
+    // README.md, "Collections made offline" (compiled only: it observes forever)
+
+    func readmeCollectionsMadeOffline(store: SyncStore, tweets: [TweetID]) async throws {
+        let draft = try await store.createCollection(name: "Read later")       // draft.collection is local-1
+        try await store.add(tweets, to: draft.collection)
+        try await store.updateCollection(draft.collection, name: "Read soon")
+        for try await collections in store.observeCollections() { show(collections) }   // bound, renamed, gone...
     }
 
     // README.md, "The mock API in your own tests"
@@ -153,7 +166,7 @@ final class DocCSnippets {
             tasks.addTask { try await group.run() }
             for await event in events {
                 switch event {
-                case .applied(let op): print("applied: \(op.kind) \(op.tweet)")
+                case .applied(let op): print("applied: \(op.kind) \(op.tweet?.rawValue ?? op.collection.rawValue)")
                 case .failed(let op, let reason): print("dead-lettered: op \(op.id), \(reason)")
                 case .unreachable(let reason): print("offline: \(reason)")
                 default: break
@@ -203,7 +216,7 @@ final class DocCSnippets {
     func whatTheEnginePromisesFailures(store: SyncStore) async throws {
         let failed = try await store.outbox(.failed)
         for op in failed {
-            print("op \(op.id): \(op.kind) \(op.tweet), \(op.attempts) attempts: \(op.lastError ?? "")")
+            print("op \(op.id): \(op.kind) \(op.tweet?.rawValue ?? op.collection.rawValue), \(op.attempts) attempts: \(op.lastError ?? "")")
         }
         try await store.retry(failed.filter { $0.kind == .remove }.map(\.id))   // back to pending, due now
         try await store.discard(failed.filter { $0.kind == .add }.map(\.id))    // dropped; the view reverts
