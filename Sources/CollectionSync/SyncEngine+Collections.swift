@@ -11,7 +11,7 @@ struct CreateAttempt: Sendable {
     var maybeSent: Bool
     /// A destroy of the collection waits behind the create.
     var destroyWaiting: Bool
-    /// Server ids already bound to other local ids of this database.
+    /// Server ids this database knows as other collections (bound to other local ids, pulled, edited).
     var bound: Set<String>
 }
 
@@ -25,7 +25,11 @@ extension SyncStore {
             }
             let payload = try db.queryFirst("SELECT payload FROM ops WHERE id = ?", .integer(op.id.rawValue)) { $0.optionalString(0) } ?? nil
             let destroy = try db.queryFirst("SELECT 1 FROM ops WHERE collection_id = ? AND kind = 'destroy'", .text(op.collection.rawValue)) { $0.int(0) }
-            let bound = try db.query("SELECT server_id FROM local_collections WHERE server_id IS NOT NULL") { $0.string(0) }
+            // Ids bound to another local id, or known here as another collection (pulled or edited by id).
+            let bound = try db.query("""
+                SELECT server_id FROM local_collections WHERE server_id IS NOT NULL
+                UNION SELECT id FROM collections WHERE substr(id, 1, 7) = 'custom-'
+                """) { $0.string(0) }
             return CreateAttempt(
                 local: op.collection, payload: try JSONPayload.decode(CreatePayload.self, payload, op: op.id.rawValue),
                 listed: try listed.map { Set(try JSONPayload.decode([String].self, $0, op: op.id.rawValue)) },

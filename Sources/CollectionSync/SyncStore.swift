@@ -249,7 +249,9 @@ public final class SyncStore: Sendable {
             // the view collection_counts): a few rows and at most about a thousand ops, however
             // long the queue.
             let collections = try db.query("""
-                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collection_counts ORDER BY id
+                SELECT id, last_pulled_at, entries_present, ops_pending, ops_in_flight, ops_failed FROM collection_counts
+                WHERE id NOT IN (SELECT id FROM collections WHERE destroyed IN ('destroyed', 'dropped'))  -- gone for good, no ops left
+                ORDER BY id
                 """) { row in
                 CollectionStatus(
                     id: CollectionID(trusted: row.string(0)),
