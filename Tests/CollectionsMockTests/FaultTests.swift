@@ -90,14 +90,14 @@ import Testing
                 #expect(answered.count.load(ordering: .relaxed) == 0)
                 group.cancelAll()
             }
-            h.server.setLatency(delay)
-            // Admin answers are never delayed.
+            // Admin answers are never delayed: with a 600 s latency set, an admin request that
+            // waited for it could not end within half of it, however loaded the machine.
             let admin = try await clock.measure { _ = try await h.admin("GET", "faults") }
-            #expect(admin < delay)
+            #expect(admin < .seconds(300))
 
             #expect(try await h.admin("POST", "faults", #"{"latency_ms":0}"#).json["latency_ms"].double == 0)
             let undelayed = try await clock.measure { _ = try await h.get(.show, [("id", id)]) }
-            #expect(undelayed < delay)
+            #expect(undelayed < .seconds(300), "the 600 s latency is cleared")
             _ = try await h.admin("POST", "faults", #"{"latency_ms":150}"#)
             #expect(try await clock.measure { _ = try await h.get(.show, [("id", id)]) } >= .milliseconds(150))
         }
