@@ -110,6 +110,16 @@ extension SyncEngine {
         }
         if attempt.maybeSent {
             let recorded = attempt.listed ?? []
+            // A listing whose page left out a collection's timeline object: ask for it, so that a
+            // new collection is never missed (and the create never sent twice) for want of it.
+            for (index, item) in listing.enumerated() where item.timeline == nil && !recorded.contains(item.id) && !attempt.bound.contains(item.id) {
+                guard let id = try? CollectionID(validating: item.id), !id.isLocal else { continue }
+                do {
+                    listing[index].timeline = try await client.show(id, timeout: timeout).timeline
+                } catch let error as CollectionsAPIError where error.code == .notFound {
+                    continue  // destroyed since the listing: not a candidate
+                }
+            }
             let candidates = listing.filter { item in
                 guard let timeline = item.timeline, !recorded.contains(item.id), !attempt.bound.contains(item.id),
                       let id = try? CollectionID(validating: item.id), !id.isLocal else { return false }
