@@ -442,6 +442,83 @@ struct FlushRoundTests {
     }
 }
 
+@Suite("The flush round with collection ops")
+struct FlushRoundCollectionOpTests {
+    static let local = try! CollectionID(validating: "local-1")
+
+    static func op(_ id: Int64, _ kind: OpKind, _ collection: CollectionID = c1) -> Op {
+        Op(id: OpID(id), kind: kind, collection: collection, tweet: kind.isCollectionOp ? nil : TweetID(UInt64(id))!, state: .inFlight,
+           hlc: HLC(rawValue: id), createdAt: Date(millis: FlushRoundTests.t0), attempts: 1, nextAttemptAt: nil, lastError: nil)
+    }
+
+    @Test("each collection op is a request of its own, to its endpoint; entry ops of the claim are batched as before")
+    func ownRequests() {
+        var driver = FlushRoundTests.Driver()
+        let sent = driver.begin([Self.op(1, .create, Self.local), Self.op(2, .remove), Self.op(3, .update), Self.op(4, .remove), Self.op(5, .destroy)])
+        #expect(sent.requests.map(\.endpoint) == [.create, .update, .destroy, .curate])
+        #expect(sent.requests.map { $0.ops.map(\.id.rawValue) } == [[1], [3], [5], [2, 4]])
+    }
+
+    @Test("a create's answer commits the binding; a listing match counts as already applied")
+    func createAnswered() {
+        var driver = FlushRoundTests.Driver()
+        let sent = driver.begin([Self.op(1, .create, Self.local), Self.op(2, .create, try! CollectionID(validating: "local-2"))])
+        let metadata = CollectionMetadata(name: "n")
+        let made = driver.on(.answered(sent.requests[0].id, .collection(.created(c1, metadata))))
+        #expect(made.commits.first?.store.results.map(\.outcome) == [.collection(.created(c1, metadata))])
+        _ = driver.commit(made)
+        let matched = driver.on(.answered(sent.requests[1].id, .collection(.matched(c1, metadata, candidates: [c1]))))
+        _ = driver.commit(matched)
+        #expect(driver.round.report.applied == 1 && driver.round.report.alreadyApplied == 1)
+    }
+
+    @Test("a 404 to a create (or the listing before it) is a configuration stop, never a check of a local id")
+    func createNotFound() {
+        var driver = FlushRoundTests.Driver()
+        let sent = driver.begin([Self.op(1, .create, Self.local)], answeredBefore: true)
+        let stop = driver.on(.failed(sent.requests[0].id, FlushRoundTests.apiError(.notFound, status: 404, apiCode: 34)))
+        #expect(stop.requests.isEmpty, "no collections/show of local-1")
+        #expect(stop.commits.first?.store.results.map(\.op) == [OpID(1)], "the create goes back to pending")
+        _ = driver.commit(stop)
+        _ = driver.on(.claimed([]))  // the pass's next claim, sent with the request
+        guard case .configuration = driver.round.report.stopReason else {
+            Issue.record("expected a configuration stop, got \(driver.round.report.stopReason)")
+            return
+        }
+    }
+
+    @Test("a destroy whose collection is confirmed gone is applied; an update's fails and marks the collection gone")
+    func goneOnDestroyAndUpdate() {
+        var driver = FlushRoundTests.Driver()
+        let sent = driver.begin([Self.op(1, .destroy), Self.op(2, .update, c2)], answeredBefore: true)
+        var checks: [FlushRound.Request] = []
+        for request in sent.requests {
+            checks += driver.on(.failed(request.id, FlushRoundTests.apiError(.notFound, status: 404, apiCode: 34))).requests
+        }
+        #expect(checks.count == 2 && checks.allSatisfy(\.confirmsMissing))
+        var commits: [FlushRound.Commit] = []
+        for check in checks {
+            commits += driver.on(.failed(check.id, FlushRoundTests.apiError(.notFound, status: 404, apiCode: 34))).commits
+        }
+        #expect(commits.map { $0.store.results.map(\.outcome) } == [[.alreadyApplied], [.failed(reason: "collection not found")]])
+        #expect(commits.map(\.store.gone) == [[], [c2]])
+    }
+
+    @Test("with creates held back (no user id), a queue of only their ops ends the flush with a configuration stop")
+    func heldCreates() {
+        var driver = FlushRoundTests.Driver()
+        #expect(driver.start() == [.readGate])
+        _ = driver.on(.gateRead(FlushGate(blockedUntil: nil, answeredBefore: true)))
+        #expect(driver.on(.claimed([])) == [.readQueue])
+        let end = driver.on(.queueRead(QueueSummary(pending: 3, failed: 0, nextAttemptAt: nil, held: 3)))
+        guard case .finish(let report) = end.last, case .configuration(let error) = report.stopReason else {
+            Issue.record("expected a configuration stop, got \(end)")
+            return
+        }
+        #expect(error.message.contains("TWITTER_USER_ID"))
+    }
+}
+
 extension Array where Element == FlushRound.Action {
     var requests: [FlushRound.Request] {
         compactMap { if case .send(let request) = $0 { request } else { nil } }
