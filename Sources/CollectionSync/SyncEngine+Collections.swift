@@ -13,6 +13,9 @@ struct CreateAttempt: Sendable {
     var destroyWaiting: Bool
     /// Server ids this database knows as other collections (bound to other local ids, pulled, edited).
     var bound: Set<String>
+    /// What the other creates of this database with the same metadata, unsettled (their outcome
+    /// unknown too), listed before their first send: a collection one of them listed cannot be its.
+    var rivals: [Set<String>]
 }
 
 extension SyncStore {
@@ -30,10 +33,15 @@ extension SyncStore {
                 SELECT server_id FROM local_collections WHERE server_id IS NOT NULL
                 UNION SELECT id FROM collections WHERE substr(id, 1, 7) = 'custom-'
                 """) { $0.string(0) }
+            let rivals = try db.query("""
+                SELECT o.id, l.listed FROM local_collections l JOIN ops o ON o.collection_id = l.local_id AND o.kind = 'create'
+                WHERE l.local_id <> ?1 AND l.server_id IS NULL AND l.maybe_sent = 1 AND o.payload = ?2
+                """, .text(op.collection.rawValue), .string(payload)) { (OpID($0.int64(0)), $0.optionalString(1)) }
             return CreateAttempt(
                 local: op.collection, payload: try JSONPayload.decode(CreatePayload.self, payload, op: op.id.rawValue),
                 listed: try listed.map { Set(try JSONPayload.decode([String].self, $0, op: op.id.rawValue)) },
-                maybeSent: maybeSent, destroyWaiting: destroy != nil, bound: Set(bound))
+                maybeSent: maybeSent, destroyWaiting: destroy != nil, bound: Set(bound),
+                rivals: try rivals.map { Set(try JSONPayload.decode([String].self, $0.1 ?? "[]", op: $0.0.rawValue)) })
         }
     }
 
@@ -126,7 +134,11 @@ extension SyncEngine {
                 return timeline.name == payload.name && timeline.description == payload.description && timeline.url == payload.url
                     && (timeline.timelineOrder ?? CollectionOrder.curationReverseChron.rawValue) == payload.timeline_order
             }
-            let ids = candidates.map { CollectionID(trusted: $0.id) }.sorted(by: Self.isOlder)
+            var ids = candidates.map { CollectionID(trusted: $0.id) }.sorted(by: Self.isOlder)
+            // Several: those that no unsettled twin of this database can have made (it listed them
+            // before its first send) are this create's, if any are left.
+            let ours = ids.filter { id in attempt.rivals.allSatisfy { $0.contains(id.rawValue) } }
+            if ids.count > 1, !ours.isEmpty, !attempt.rivals.isEmpty { ids = ours }
             if let newest = ids.last, let timeline = candidates.first(where: { $0.id == newest.rawValue })?.timeline {
                 logger.notice("a create's outcome was unknown; listing found the collection it made", metadata: [
                     "collection.local_id": "\(attempt.local)", "collection.id": "\(newest)", "candidates": "\(ids.count)"])

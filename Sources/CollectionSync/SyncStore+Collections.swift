@@ -19,7 +19,8 @@ public struct LocalCollection: Sendable, Hashable {
     public let description: String
     public let url: String
     public let timelineOrder: String
-    /// The earliest waiting collection op (`create`, `update` or `destroy`), if any.
+    /// The earliest waiting (pending or in flight) collection op (`create`, `update` or
+    /// `destroy`), if any; a dead-lettered one is in the outbox's failed ops.
     public let pending: OpKind?
     /// The server confirmed that the collection no longer exists (destroyed elsewhere).
     public let gone: Bool
@@ -36,20 +37,21 @@ public enum CollectionDestruction: Sendable, Hashable {
 }
 
 /// semantics.md "Collections made, changed and destroyed offline", 8: what the API takes.
-enum CollectionRules {
-    static func validate(name: String) throws {
+/// (Package-wide: syncctl checks its arguments before it opens a database.)
+package enum CollectionRules {
+    package static func validate(name: String) throws {
         let count = name.unicodeScalars.count
         guard (1...25).contains(count) else {
             throw SyncError.invalid("a collection name must be 1 to 25 characters, not \(count)")
         }
     }
 
-    static func validate(description: String) throws {
+    package static func validate(description: String) throws {
         let count = description.unicodeScalars.count
         guard count <= 160 else { throw SyncError.invalid("a collection description must be at most 160 characters, not \(count)") }
     }
 
-    static func validate(url: String) throws {
+    package static func validate(url: String) throws {
         guard !url.isEmpty else { return }
         let problem = "the collection url \(quoted(url)) must be empty or an http or https URL with a host, without white space"
         guard !url.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control }),
@@ -193,7 +195,7 @@ extension SyncStore {
     ///   being destroyed or dropped.
     public func destroyCollection(_ collection: CollectionID) async throws -> CollectionDestruction {
         try await write { tx in
-            let target = try tx.db.resolveCollection(collection, editing: true)
+            let target = try tx.editableCollection(collection)  // a server id not seen here yet is added
             if target.isLocal {
                 let create = try tx.db.queryFirst("""
                     SELECT o.state, l.maybe_sent FROM ops o JOIN local_collections l ON l.local_id = o.collection_id
@@ -275,7 +277,8 @@ extension Connection {
         try query("""
             SELECT c.id, c.local_id, coalesce(c.name, ''), coalesce(c.description, ''), coalesce(c.url, ''),
                    coalesce(c.timeline_order, ''), c.gone, c.entries_present,
-                   (SELECT o.kind FROM ops o WHERE o.collection_id = c.id AND o.tweet_id IS NULL ORDER BY o.id LIMIT 1)
+                   (SELECT o.kind FROM ops o WHERE o.collection_id = c.id AND o.tweet_id IS NULL
+                      AND o.state IN ('pending', 'in_flight') ORDER BY o.id LIMIT 1)
             FROM collections c WHERE c.destroyed IS NULL OR c.destroyed = 'destroying'
             ORDER BY c.local_id IS NOT NULL AND c.id LIKE 'local-%', c.id
             """) { row in

@@ -391,6 +391,11 @@ extension WriteTransaction {
         case (.create, .collection(.created(let server, let metadata))):
             try leave()
             try bind(collection, to: server, metadata: metadata, createOp: op.id)
+        case (.create, .collection(.matched(let server, _, _)))
+            where try db.queryFirst("SELECT 1 FROM collections WHERE id = ?", .text(server.rawValue), row: { $0.int(0) }) != nil:
+            // Bound meanwhile by another create of this database (answered in the same flush): list again.
+            try move([op.id], of: collection, from: [.inFlight], heldBy: holder,
+                     to: .released(error: "its listed match \(server) was bound to another collection meanwhile; listing again", until: nil))
         case (.create, .collection(.matched(let server, let metadata, let candidates))):
             try leave()
             if candidates.count > 1 {

@@ -36,6 +36,10 @@ struct Create: AsyncParsableCommand {
     var order: CollectionOrder = .curationReverseChron
 
     func run() async throws {
+        // Checked before the database is opened: bad input changes nothing, not even a new file.
+        try CollectionRules.validate(name: name)
+        try CollectionRules.validate(description: description)
+        try CollectionRules.validate(url: url)
         let op = try await options.openStore().createCollection(name: name, description: description, url: url, order: order)
         options.emit(Documents.queued([op]), text: "created \(op.collection) locally; queued op \(op.id): create")
     }
@@ -74,6 +78,9 @@ struct Update: AsyncParsableCommand {
         guard name != nil || description != nil || url != nil else {
             throw Failure(exitCode: Exit.usage, message: "nothing to update: give --name, --description or --url")
         }
+        if let name { try CollectionRules.validate(name: name) }
+        if let description { try CollectionRules.validate(description: description) }
+        if let url { try CollectionRules.validate(url: url) }
         let op = try await options.openStore().updateCollection(collectionID, name: name, description: description, url: url)
         options.emit(Documents.queued([op]), text: "queued op \(op.id): update \(op.collection)")
     }
