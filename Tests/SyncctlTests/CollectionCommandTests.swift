@@ -262,6 +262,10 @@ struct CollectionCommandTests {
             #expect(offline.collection_id == "local-1")
             #expect(Set(offline.entries.map(\.tweet_id)) == ["10", "12"] && offline.entries.allSatisfy { $0.pending == "add" })
             #expect(server.journal().isEmpty, "all of that was offline")
+            let queuedStatus = try decode(StatusDocument.self, try await run(["status", "--json"], env))
+            let localStatus = queuedStatus.collections.first { $0.id == "local-1" }
+            #expect(queuedStatus.pending == 5 && localStatus?.pending == 5 && localStatus?.entries == 2,
+                    "create, add 10, add 12, remove 11 (its add coalesced), update: \(queuedStatus)")
 
             let flush = try await run(["flush", "--json"], env)
             #expect(flush.status == 0, "\(flush)")
@@ -290,6 +294,11 @@ struct CollectionCommandTests {
             #expect(listed == [.init(id: serverID, local_id: "local-1", name: "Trip 2026", description: "Photos",
                                      url: "https://example.com/trip", timeline_order: "curation_reverse_chron",
                                      pending: nil, gone: false, entries: 2)], "\(listed)")
+            let boundStatus = try decode(StatusDocument.self, try await run(["status", "--json"], env))
+            #expect(!boundStatus.collections.contains { $0.id == "local-1" }, "\(boundStatus)")
+            let serverStatus = boundStatus.collections.first { $0.id == serverID }
+            #expect(serverStatus?.pending == 0 && serverStatus?.in_flight == 0 && serverStatus?.failed == 0 && serverStatus?.entries == 2,
+                    "\(boundStatus)")
             // The local id keeps working, and documents show the server id.
             let entries = try decode(EntriesDocument.self, try await run(["entries", "local-1", "--json"], env))
             #expect(entries.collection_id == serverID)
@@ -365,6 +374,19 @@ struct CollectionCommandTests {
             let serverID = try #require(made.first?.id)
             #expect(server.tweetIDs(of: serverID) == ["30"])
             #expect(try await collections(env).first { $0.local_id == "local-1" }?.id == serverID)
+
+            // TWITTER_USER_ID from a credentials file; a user id that is not a number is a configuration error.
+            #expect(try await run(["create", "From file"], env).status == 0)
+            env["TWITTER_USER_ID"] = "not-a-number"
+            let malformed = try await run(["flush", "--json"], env)
+            #expect(malformed.status == 78, "\(malformed)")
+            #expect(serverCollections(server, named: "From file").isEmpty)
+            let file = folder.path("credentials")
+            try "TWITTER_BEARER_TOKEN=\(bearer)\nTWITTER_USER_ID=1000000001\n".write(toFile: file, atomically: true, encoding: .utf8)
+            chmod(file, 0o600)
+            let fromFile = try await run(["flush", "--credentials", file], ["SYNCCTL_DB": db, "SYNCCTL_API_BASE": server.baseURL])
+            #expect(fromFile.status == 0, "\(fromFile)")
+            #expect(serverCollections(server, named: "From file").count == 1)
         }
     }
 
@@ -443,6 +465,328 @@ struct CollectionCommandTests {
             #expect(requests(server, .create).map(\.outcome) == [.blackholed, .answered])
             let listed = try await collections(env)
             #expect(listed.map(\.id) == [madeID] && listed.first?.local_id == "local-1", "\(listed)")
+        }
+    }
+
+    @Test("destroy while the create is in flight waits for its answer, then destroys what was created")
+    func destroyWhileCreateInFlight() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Brief"], env).status == 0)
+            #expect(try await run(["add", "local-1", "41"], env).status == 0)
+            server.setLatency(.seconds(2))
+            let (flush, out, _) = try Syncctl.start(["flush", "--json"], environment: env, folder: folder)
+            try await until("the server applied the create") { server.journal().contains { $0.endpoint == .create && $0.applied } }
+            let destroy = try await run(["destroy", "local-1", "--json"], env)
+            #expect(destroy.status == 0, "\(destroy)")
+            #expect(try decode(CollectionOpsDocument.self, destroy).queued.map(\.op) == ["destroy"], "not dropped: the create may be on the server: \(destroy)")
+            server.setLatency(.zero)
+            await flush.exited()
+            let document = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            #expect(flush.terminationStatus == 0, "\(document)")
+            let made = requests(server, .create).count
+            #expect(made == 1)
+            #expect(server.snapshot().collections.isEmpty, "what was created was destroyed: \(server.snapshot().collections)")
+            #expect(requests(server, .add).isEmpty && requests(server, .curate).isEmpty, "the add was cancelled by the destroy")
+            #expect(try await collections(env).isEmpty)
+            #expect(try await run(["entries", "local-1"], env).status == 64)
+        }
+    }
+
+    @Test("destroy after a crash left the create's outcome unknown: a flush lists first, then destroys the match or drops it unsent",
+          arguments: [true, false])
+    func destroyAfterUnknownOutcome(applied: Bool) async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Unknown"], env).status == 0)
+            #expect(try await run(["add", "local-1", "51"], env).status == 0)
+            if applied {
+                server.setLatency(.seconds(2))
+                try await killFlush(server, env, when: "the server applied the create") {
+                    server.journal().contains { $0.endpoint == .create && $0.applied }
+                }
+                server.setLatency(.zero)
+            } else {
+                server.setBlackhole(true, endpoint: .create)
+                try await killFlush(server, env, when: "the create reached the blackhole") {
+                    server.journal().contains { $0.endpoint == .create && $0.outcome == .blackholed }
+                }
+                server.setBlackhole(false)
+            }
+            // The create may be on the server: a discard of it is refused (75), a destroy is queued.
+            let discard = try await run(["discard", "1", "--json"], env)
+            #expect(discard.status == 75, "\(discard)")
+            let destroy = try await run(["destroy", "local-1", "--json"], env)
+            #expect(destroy.status == 0, "\(destroy)")
+            #expect(try decode(CollectionOpsDocument.self, destroy).queued.map(\.op) == ["destroy"], "\(destroy)")
+
+            let clean = try await run(["flush", "--json"], env)
+            #expect(clean.status == 0, "\(clean)")
+            #expect(server.snapshot().collections.isEmpty, "\(server.snapshot().collections)")
+            #expect(requests(server, .create).count == 1, "the create is never sent again")
+            #expect(requests(server, .destroy).count == (applied ? 1 : 0))
+            #expect(requests(server, .list).count >= 2, "listed before the first send and after the unknown outcome")
+            #expect(try await collections(env).isEmpty)
+            let status = try decode(StatusDocument.self, try await run(["status", "--json"], env))
+            #expect(status.pending == 0 && status.in_flight == 0 && status.failed == 0, "\(status)")
+        }
+    }
+
+    /// A create whose answer goes wrong in one way or another, within one `flush --wait`.
+    static let createFaults: [(name: String, fault: MockFault, sends: Int)] = [
+        ("lost answer", .dropAfterApply, 1),
+        ("503", .fail(status: 503, code: 130), 2),
+        ("2xx not JSON", .malformedBody, 1),
+        ("truncated answer", .truncatedBody, 1),
+    ]
+
+    @Test("a create answered badly (lost, 5xx, not JSON, cut short) is settled by listing: exactly one collection",
+          arguments: 0..<createFaults.count)
+    func unknownOutcomeInOneFlush(_ index: Int) async throws {
+        let (name, fault, sends) = Self.createFaults[index]
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Settled", "--order", "tweet_chron", "--url", "https://example.com/s"], env).status == 0)
+            #expect(try await run(["add", "local-1", "61", "62"], env).status == 0)
+            server.inject(fault, count: 1, endpoint: .create)
+            let flush = try await run(["flush", "--wait", "--deadline", "30", "--json"], env)
+            #expect(flush.status == 0, "\(name): \(flush)")
+            let made = serverCollections(server, named: "Settled")
+            #expect(made.count == 1, "\(name): \(made)")
+            #expect(requests(server, .create).count == sends, "\(name): \(requests(server, .create).map(\.outcome))")
+            let madeID = try #require(made.first?.id)
+            #expect(made.first?.timelineOrder == .tweetChron && made.first?.url == "https://example.com/s")
+            #expect(Set(server.tweetIDs(of: madeID) ?? []) == ["61", "62"], "\(name)")
+            #expect(try await collections(env).map(\.id) == [madeID], "\(name)")
+        }
+    }
+
+    @Test("a create refused for good fails with the ops waiting for it; retry of the create retries them")
+    func createRefused() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Refused"], env).status == 0)
+            #expect(try await run(["add", "local-1", "71", "72"], env).status == 0)
+            server.failNext(1, status: 422, code: 44, message: "name parameter is invalid.", endpoint: .create)
+            let flush = try await run(["flush", "--json"], env)
+            #expect(flush.status == 65, "\(flush)")
+            #expect(server.snapshot().collections.isEmpty)
+            let failed = try #require(try await run(["outbox", "--failed", "--json"], env).json?["ops"] as? [[String: Any]])
+            #expect(failed.map { $0["op"] as? String } == ["create", "add", "add"], "\(failed)")
+            #expect(failed.dropFirst().allSatisfy { ($0["last_error"] as? String)?.hasPrefix("create failed") == true }, "\(failed)")
+
+            let retry = try await run(["retry", "1"], env)
+            #expect(retry.status == 0, "\(retry)")
+            let waiting = try #require(try await run(["outbox", "--json"], env).json?["ops"] as? [[String: Any]])
+            #expect(waiting.count == 3 && waiting.allSatisfy { $0["state"] as? String == "pending" }, "\(waiting)")
+            let second = try await run(["flush", "--json"], env)
+            #expect(second.status == 0, "\(second)")
+            let made = serverCollections(server, named: "Refused")
+            #expect(made.count == 1, "\(made)")
+            #expect(Set(server.tweetIDs(of: made.first?.id ?? "") ?? []) == ["71", "72"])
+        }
+    }
+
+    @Test("pull of a local id not created yet sends nothing and succeeds")
+    func pullUnbound() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Offline"], env).status == 0)
+            #expect(try await run(["add", "local-1", "5"], env).status == 0)
+            let before = try rows(db, "SELECT * FROM ops ORDER BY id")
+            let pull = try await run(["pull", "local-1", "--json"], env)
+            #expect(pull.status == 0, "\(pull)")
+            #expect(pull.json?["collection_id"] as? String == "local-1" && pull.json?["entries"] as? Int == 1, "\(pull)")
+            #expect(server.journal().isEmpty)
+            #expect(try rows(db, "SELECT * FROM ops ORDER BY id") == before)
+        }
+    }
+
+    // MARK: - Metadata and pull
+
+    @Test("an update covers only the fields given: a field changed on the server meanwhile is kept and sent back as the server has it")
+    func updateKeepsRemoteFields() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            let id = try server.createCollection(name: "Shared", tweetIDs: ["1"])
+            #expect(try await run(["pull", id], env).status == 0)
+            #expect(try await run(["update", id, "--name", "Mine"], env).status == 0)
+            #expect(try await run(["update", id, "--url", "https://example.com/mine"], env).status == 0)
+            let ops = try #require(try await run(["outbox", "--json"], env).json?["ops"] as? [[String: Any]])
+            #expect(ops.map { $0["op"] as? String } == ["update"], "one waiting update per collection: \(ops)")
+            // Someone else changes the description on the server.
+            try server.seed([MockCollection(id: id, name: "Shared", description: "Theirs", entries: [MockEntry(tweetID: "1")])])
+            let pull = try await run(["pull", id, "--json"], env)
+            #expect(pull.status == 0, "\(pull)")
+            #expect(pull.json?["remote_writes"] as? Int == 1 && pull.json?["conflicts"] as? Int == 0, "\(pull)")
+            let local = try await collections(env).first
+            #expect(local?.name == "Mine" && local?.description == "Theirs" && local?.url == "https://example.com/mine" && local?.pending == "update",
+                    "\(String(describing: local))")
+            let log = try decode(LogDocument.self, try await run(["log", "--json"], env)).events
+            let remote = log.filter { $0.event == "remote_write" }
+            #expect(remote.count == 1 && remote.first?.tweet_id == nil && remote.first?.detail.contains("description") == true, "\(remote)")
+
+            #expect(try await run(["flush"], env).status == 0)
+            let after = server.snapshot().collections.first
+            #expect(after?.name == "Mine" && after?.description == "Theirs" && after?.url == "https://example.com/mine", "\(String(describing: after))")
+        }
+    }
+
+    @Test("metadata last writer wins: a remote rename after the local one's pull wins; a local rename after the remote one wins")
+    func metadataLastWriterWins() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            let id = try server.createCollection(name: "Original", tweetIDs: ["1"])
+            #expect(try await run(["pull", id], env).status == 0)
+            // Remote wins: the local rename is older than the pull that saw the server unchanged.
+            #expect(try await run(["update", id, "--name", "Local old"], env).status == 0)
+            #expect(try await run(["pull", id], env).status == 0)
+            try server.seed([MockCollection(id: id, name: "Remote new", tweetIDs: ["1"])])
+            let remoteWins = try await run(["pull", id, "--json"], env)
+            #expect(remoteWins.status == 0, "\(remoteWins)")
+            #expect(remoteWins.json?["conflicts"] as? Int == 1, "\(remoteWins)")
+            let afterRemote = try await collections(env).first
+            #expect(afterRemote?.name == "Remote new" && afterRemote?.pending == nil, "\(String(describing: afterRemote))")
+            var conflicts = try decode(LogDocument.self, try await run(["log", "--conflicts", "--json"], env)).events
+            #expect(conflicts.first?.winner == "remote" && conflicts.first?.tweet_id == nil && conflicts.first?.detail.contains("name") == true, "\(conflicts)")
+
+            // Local wins: the local rename is newer than the remote one's stamp.
+            try server.seed([MockCollection(id: id, name: "Remote newer", tweetIDs: ["1"])])
+            #expect(try await run(["update", id, "--name", "Local new"], env).status == 0)
+            let localWins = try await run(["pull", id, "--json"], env)
+            #expect(localWins.json?["conflicts"] as? Int == 1, "\(localWins)")
+            conflicts = try decode(LogDocument.self, try await run(["log", "--conflicts", "--json"], env)).events
+            #expect(conflicts.first?.winner == "local", "\(conflicts)")
+            #expect(try await collections(env).first?.name == "Local new")
+            #expect(try await run(["flush"], env).status == 0)
+            #expect(server.snapshot().collections.first?.name == "Local new")
+        }
+    }
+
+    @Test("a collection destroyed elsewhere: pull marks it gone (64) and fails its ops; destroying it here is applied (404 confirmed)")
+    func destroyedElsewhere() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            let otherDevice = Syncctl.environment(server, db: folder.path("other.sqlite"))
+            let first = try server.createCollection(name: "First", tweetIDs: ["1", "2"])
+            let second = try server.createCollection(name: "Second", tweetIDs: ["3"])
+            for id in [first, second] { #expect(try await run(["pull", id], env).status == 0) }
+            #expect(try await run(["remove", first, "1"], env).status == 0)
+            #expect(try await run(["update", second, "--name", "Renamed"], env).status == 0)
+            // Another device destroys both.
+            for id in [first, second] {
+                #expect(try await Syncctl.run(["pull", id], environment: otherDevice, folder: folder).status == 0)
+                #expect(try await Syncctl.run(["destroy", id], environment: otherDevice, folder: folder).status == 0)
+            }
+            let remote = try await Syncctl.run(["flush"], environment: otherDevice, folder: folder)
+            #expect(remote.status == 0 && server.snapshot().collections.isEmpty, "\(remote)")
+
+            let pull = try await run(["pull", first, "--json"], env)
+            #expect(pull.status == 64, "\(pull)")
+            let gone = try await collections(env).first { $0.id == first }
+            #expect(gone?.gone == true, "\(String(describing: gone))")
+            let failed = try #require(try await run(["outbox", "--failed", "--json"], env).json?["ops"] as? [[String: Any]])
+            #expect(failed.map { $0["last_error"] as? String } == ["collection not found"], "\(failed)")
+
+            // The update of the other one: dropped by its destroy here, which the server confirms as already done.
+            let destroy = try await run(["destroy", second, "--json"], env)
+            #expect(destroy.status == 0, "\(destroy)")
+            let flush = try await run(["flush", "--json"], env)
+            #expect(flush.status == 65, "the remove that failed with its gone collection is still a dead letter: \(flush)")
+            #expect(flush.json?["pending"] as? Int == 0, "\(flush)")
+            #expect(try await collections(env).map(\.id) == [first], "the destroyed one is no longer listed")
+            let log = try decode(LogDocument.self, try await run(["log", "--json"], env)).events
+            #expect(log.contains { $0.event == "destroyed" && $0.collection_id == second && $0.detail.contains("already destroyed") },
+                    "\(log.map { "\($0.event) \($0.detail)" })")
+        }
+    }
+
+    @Test("a create whose outcome is unknown, with two matching collections on the server: bound to the newest, create_ambiguous logged, the other left alone")
+    func ambiguousCreate() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Twice", "--description", "same"], env).status == 0)
+            #expect(try await run(["add", "local-1", "81"], env).status == 0)
+            server.setLatency(.seconds(2))
+            try await killFlush(server, env, when: "the server applied the create") {
+                server.journal().contains { $0.endpoint == .create && $0.applied }
+            }
+            server.setLatency(.zero)
+            let made = try #require(serverCollections(server, named: "Twice").first?.id)
+            // Meanwhile the same collection is made again elsewhere (same name, description, url, order).
+            let twin = try #require(try server.seed([MockCollection(name: "Twice", description: "same")]).first)
+            let newest = [made, twin].max { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }!
+
+            let clean = try await run(["flush", "--json"], env)
+            #expect(clean.status == 0, "\(clean)")
+            #expect(serverCollections(server, named: "Twice").count == 2, "nothing destroyed, nothing created")
+            #expect(requests(server, .create).count == 1)
+            #expect(try await collections(env).map(\.id) == [newest])
+            #expect(server.tweetIDs(of: newest) == ["81"])
+            #expect(server.tweetIDs(of: newest == made ? twin : made) == [])
+            let log = try decode(LogDocument.self, try await run(["log", "--json"], env)).events
+            let ambiguous = log.filter { $0.event == "create_ambiguous" }
+            #expect(ambiguous.count == 1 && ambiguous.first?.detail.contains(made) == true && ambiguous.first?.detail.contains(twin) == true,
+                    "\(ambiguous)")
+        }
+    }
+
+    @Test("names and descriptions are sent as given: no Unicode normalization on the way")
+    func sentAsGiven() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            let name = "Cafe\u{301} ﬁ Å"  // NFD, a ligature, an angstrom sign: all change under NFC or NFKC
+            let description = "  spaces kept  \u{212B}"
+            #expect(try await run(["create", name, "--description", description], env).status == 0)
+            let local = try await collections(env).first
+            #expect(Array(local?.name.unicodeScalars ?? "".unicodeScalars) == Array(name.unicodeScalars))
+            #expect(try await run(["flush"], env).status == 0)
+            let sent = try #require(requests(server, .create).first)
+            #expect(Array((sent.parameters["name"] ?? "").unicodeScalars) == Array(name.unicodeScalars), "\(sent.parameters)")
+            #expect(Array((sent.parameters["description"] ?? "").unicodeScalars) == Array(description.unicodeScalars))
+            let bound = try await collections(env).first
+            #expect(Array(bound?.name.unicodeScalars ?? "".unicodeScalars) == Array(name.unicodeScalars))
+        }
+    }
+
+    @Test("discard: of a create never sent drops the collection, of an update reverts its fields, of a destroy un-hides the collection")
+    func discardCollectionOps() async throws {
+        #expect(try await syncctl("create", "Before", "--description", "kept").status == 0)
+        #expect(try await syncctl("update", "local-1", "--name", "After").status == 0)
+        #expect(try await collections().first?.name == "After")
+        #expect(try await syncctl("discard", "2").status == 0)
+        let reverted = try await collections().first
+        #expect(reverted?.name == "Before" && reverted?.description == "kept" && reverted?.pending == "create", "\(String(describing: reverted))")
+
+        #expect(try await syncctl("remove", "custom-9", "1").status == 0)
+        #expect(try await syncctl("destroy", "custom-9").status == 0)
+        #expect(try await syncctl("entries", "custom-9").status == 64)
+        let destroyOp = try #require((try await syncctl("outbox", "--json").json?["ops"] as? [[String: Any]])?.last?["id"] as? Int)
+        #expect(try await syncctl("discard", String(destroyOp)).status == 0)
+        #expect(try await collections().first { $0.id == "custom-9" }?.pending == nil)
+        #expect(try await syncctl("entries", "custom-9").status == 0, "no longer being destroyed")
+
+        #expect(try await syncctl("discard", "1").status == 0)
+        #expect(try await collections().map(\.id) == ["custom-9"], "the create's collection is dropped")
+        #expect(try await syncctl("entries", "local-1").status == 64)
+        #expect(try await syncctl("outbox", "--json").json?["ops"] as? [Any] != nil)
+    }
+
+    // MARK: - Engine bugs found by these tests
+
+    @Test("BUG: destroy of a server collection this database never saw exits 74 (FOREIGN KEY constraint failed) instead of queueing it")
+    func destroyOfUnseenCollection() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            let id = try server.createCollection(name: "Seen elsewhere", tweetIDs: ["1"])
+            let destroy = try await run(["destroy", id, "--json"], env)
+            // remove / add of a collection never pulled are queued (the collection row is made on
+            // the way); destroy must be too, and never report a database failure (74).
+            #expect(destroy.status == 0, "\(destroy)")
+            #expect((try? decode(CollectionOpsDocument.self, destroy))?.queued.map(\.op) == ["destroy"], "\(destroy)")
+            let flush = try await run(["flush", "--json"], env)
+            #expect(flush.status == 0, "\(flush)")
+            #expect(server.snapshot().collections.isEmpty)
         }
     }
 }
