@@ -772,6 +772,34 @@ struct CollectionCommandTests {
         #expect(try await syncctl("outbox", "--json").json?["ops"] as? [Any] != nil)
     }
 
+    @Test("SIGKILL while a destroy the server applied waits for its answer: the clean flush's replay is confirmed as already destroyed")
+    func killAfterDestroyApplied() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            let keep = try server.createCollection(name: "Keep", tweetIDs: ["1"])
+            let doomed = try server.createCollection(name: "Doomed", tweetIDs: ["2"])
+            for id in [keep, doomed] { #expect(try await run(["pull", id], env).status == 0) }
+            #expect(try await run(["destroy", doomed], env).status == 0)
+            server.setLatency(.seconds(2))
+            let (process, _, _) = try Syncctl.start(["flush"], environment: env, folder: folder)
+            let pid = process.processIdentifier
+            try await until("the server applied the destroy", { server.journal().contains { $0.endpoint == .destroy && $0.applied } },
+                            then: { kill(pid, SIGKILL) })
+            await process.exited()
+            #expect(process.terminationReason == .uncaughtSignal)
+            #expect(try rows(db, "SELECT state FROM ops WHERE kind = 'destroy'") == [["in_flight"]])
+            #expect(try await collections(env).first { $0.id == doomed }?.pending == "destroy")
+            server.setLatency(.zero)
+
+            let clean = try await run(["flush", "--json"], env)
+            #expect(clean.status == 0, "\(clean)")
+            #expect(server.snapshot().collections.compactMap(\.id) == [keep])
+            #expect(try await collections(env).map(\.id) == [keep])
+            let log = try decode(LogDocument.self, try await run(["log", "--json"], env)).events
+            #expect(log.contains { $0.event == "destroyed" && $0.collection_id == doomed }, "\(log.map(\.event))")
+        }
+    }
+
     // MARK: - Engine bugs found by these tests
 
     @Test("BUG: destroy of a server collection this database never saw exits 74 (FOREIGN KEY constraint failed) instead of queueing it")
@@ -788,6 +816,17 @@ struct CollectionCommandTests {
             #expect(flush.status == 0, "\(flush)")
             #expect(server.snapshot().collections.isEmpty)
         }
+    }
+
+    @Test("BUG: create or update breaking a limit on a database that does not exist yet creates the database file (64, but not 'nothing changed')",
+          arguments: [["create", ""], ["create", String(repeating: "x", count: 26)], ["create", "ok", "--url", "ftp://x"],
+                      ["create", "ok", "--description", String(repeating: "d", count: 161)], ["update", "custom-1", "--name", ""]])
+    func invalidCreateMakesNoDatabase(_ arguments: [String]) async throws {
+        let run = try await run(arguments)
+        #expect(run.status == 64, "\(run)")
+        // As for remove and add ("an invalid edit on a database that does not exist yet does not
+        // create it"): the limits are known without the database, and are checked first.
+        #expect(!FileManager.default.fileExists(atPath: db), "\(arguments) made \(db)")
     }
 }
 
