@@ -800,7 +800,77 @@ struct CollectionCommandTests {
         }
     }
 
+    @Test("before the first send a create reads every page of collections/list; a lost answer then binds to the one it made, not to an older twin on page 2")
+    func listsEveryPage() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            // 250 collections with the same metadata, with ids larger than the one the create
+            // will get: a twin missed by the first listing would be "the newest" candidate.
+            try server.seed((1...250).map { MockCollection(id: "custom-\(9_000_000_000_000_000_000 + $0)", name: "Crowded") })
+            #expect(try await run(["create", "Crowded"], env).status == 0)
+            #expect(try await run(["add", "local-1", "91"], env).status == 0)
+            server.dropAfterApply(next: 1, endpoint: .create)
+            let flush = try await run(["flush", "--wait", "--deadline", "30", "--json"], env)
+            #expect(flush.status == 0, "\(flush)")
+            let lists = requests(server, .list)
+            let firstCreate = try #require(requests(server, .create).first?.sequence)
+            let before = lists.filter { $0.sequence < firstCreate }
+            #expect(before.count == 2 && before.allSatisfy { $0.parameters["count"] == "200" && $0.parameters["user_id"] == "1000000001" },
+                    "\(before.map(\.parameters))")
+            #expect(before.last?.parameters["cursor"] != nil, "the second page follows next_cursor")
+            let crowded = serverCollections(server, named: "Crowded")
+            #expect(crowded.count == 251, "one made, none twice")
+            let made = try #require(crowded.first { !($0.id ?? "").hasPrefix("custom-9") }?.id)
+            #expect(try await collections(env).map(\.id) == [made])
+            #expect(server.tweetIDs(of: made) == ["91"])
+            #expect(crowded.filter { $0.id != made }.allSatisfy { $0.entries.isEmpty }, "no twin got the entry")
+        }
+    }
+
     // MARK: - Engine bugs found by these tests
+
+    @Test("BUG: two creates with the same metadata whose answers were lost: settling them sends a create again (3 collections for 2 creates) or stops with 74")
+    func twoLostCreatesWithTheSameMetadata() async throws {
+        try await withMockServer { server in
+            let env = Syncctl.environment(server, db: db)
+            #expect(try await run(["create", "Same"], env).status == 0)
+            #expect(try await run(["create", "Same"], env).status == 0)
+            #expect(try await run(["add", "local-1", "1"], env).status == 0)
+            #expect(try await run(["add", "local-2", "2"], env).status == 0)
+            // One at a time, both creates are applied and both answers lost: local-1 makes c1 (its
+            // listing saw no "Same"), then local-2 lists (recording c1) and makes c2.
+            server.dropAfterApply(next: 2, endpoint: .create)
+            let lost = try await run(["flush", "--concurrency", "1", "--json"], env)
+            #expect(lost.status == 69, "both answers lost: \(lost)")
+            #expect(requests(server, .list).count == 2 && requests(server, .create).map(\.outcome) == [.dropped, .dropped])
+            #expect(requests(server, .list).last.map { $0.sequence > requests(server, .create)[0].sequence } == true,
+                    "local-2 listed after c1 was made")
+            let made = serverCollections(server, named: "Same").compactMap(\.id)
+            #expect(made.count == 2)
+            // Both creates due again: a flush settles them by listing.
+            let db = self.db
+            try await until("both creates are due") {
+                let latest = try rows(db, "SELECT coalesce(max(next_attempt_at), 0) FROM ops WHERE kind = 'create'").first?.first ?? "0"
+                return (Int64(latest) ?? .max) <= Int64(Date().timeIntervalSince1970 * 1000)
+            }
+            let settle = try await run(["flush", "--wait", "--deadline", "30", "--concurrency", "1", "--json"], env)
+            // Expected: exit 0; local-2 binds c2 (c1 is in its recorded set, so c2 is the only
+            // collection it can have made) and local-1 binds c1; no create is sent again.
+            // Actual: local-1 settles first, finds c1 and c2, binds the newest (c2, create_ambiguous);
+            // local-2, whose listing was read before that bind was committed, also matches c2 and the
+            // flush stops with 74 ("custom-...2 answered the create of local-2, but this database
+            // already has a collection custom-...2"); or, read after it, finds no candidate.
+            // Either way local-2 then sends its create again: c3, and c1 is left orphaned.
+            #expect(settle.status == 0, "\(settle)")
+            let after = try await run(["flush", "--wait", "--deadline", "30", "--json"], env)
+            #expect(after.status == 0, "\(after)")
+            let same = serverCollections(server, named: "Same")
+            #expect(same.count == 2, "two creates made \(same.count) collections: \(same.map { ($0.id ?? "", $0.entries.map(\.tweetID)) })")
+            #expect(requests(server, .create).count == 2, "a create was sent again: \(requests(server, .create).map(\.outcome))")
+            let bound = try await collections(env)
+            #expect(bound.map(\.local_id) == ["local-1", "local-2"] && bound.map(\.id) == made, "local-1 made c1, local-2 made c2: \(bound)")
+        }
+    }
 
     @Test("BUG: destroy of a server collection this database never saw exits 74 (FOREIGN KEY constraint failed) instead of queueing it")
     func destroyOfUnseenCollection() async throws {
