@@ -75,15 +75,17 @@ cs_status cs_store_close(cs_store *store, char **error);
 
 /*
  * Removes (adds) `count` tweets from (to) the local view of a collection and queues the ops, in
- * one transaction: all or nothing. Ids are checked first (collection ids custom-<digits>, tweet
- * ids digits); one bad id refuses the call (CS_USAGE). Result: {"queued":[...]}.
+ * one transaction: all or nothing. Ids are checked first (collection ids custom-<digits>, or
+ * local-N for one made here, tweet ids digits); one bad id, or a local id this database never
+ * made, refuses the call (CS_USAGE). Result: {"queued":[...]}.
  */
 cs_status cs_store_remove(cs_store *store, const char *collection_id, const char *const *tweet_ids, size_t count,
                           char **result, char **error);
 cs_status cs_store_add(cs_store *store, const char *collection_id, const char *const *tweet_ids, size_t count,
                        char **result, char **error);
 
-/* The local view of a collection. Result: {"collection_id":"...","entries":[...]}. */
+/* The local view of a collection. Result: {"collection_id":"...","entries":[...]}, whose
+ * collection_id is the server id once a local id is bound. */
 cs_status cs_store_entries(cs_store *store, const char *collection_id, char **result, char **error);
 
 /* The queue and sync state. Result: syncctl status --json. */
@@ -123,6 +125,8 @@ typedef struct cs_observation cs_observation;
  * Observes the local view of a collection: `callback` gets its current document at once (the
  * shape of cs_store_entries), then a new one after each committed change to it, made by this
  * process or another on the same file (syncctl, a timer's flush), never the same twice in a row.
+ * A local id's documents show its server id once it is bound; a local id this database never
+ * made is CS_USAGE. Destroying the collection ends the calls.
  */
 cs_status cs_observe_entries(cs_store *store, const char *collection_id, cs_document_callback callback, void *context,
                              cs_observation **observation, char **error);
