@@ -92,6 +92,42 @@ private struct EntriesView: Sendable, Equatable {
     let entries: [Entry]
 }
 
+@_cdecl("cs_observe_collections")
+public func cs_observe_collections(_ store: OpaquePointer?, _ callback: cs_document_callback?, _ context: UnsafeMutableRawPointer?,
+                                   _ observation: UnsafeMutablePointer<OpaquePointer?>?,
+                                   _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    observation?.pointee = nil
+    return call(error) {
+        let opened = try stores.get(store)
+        try register(callback, context, observation) { deliver in
+            do {
+                for try await collections in opened.observeCollections() { deliver(Documents.collections(collections).text) }
+            } catch {
+                // As above: the observation ends.
+            }
+        }
+        return nil
+    }
+}
+
+@_cdecl("cs_observe_status")
+public func cs_observe_status(_ store: OpaquePointer?, _ callback: cs_document_callback?, _ context: UnsafeMutableRawPointer?,
+                              _ observation: UnsafeMutablePointer<OpaquePointer?>?,
+                              _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    observation?.pointee = nil
+    return call(error) {
+        let opened = try stores.get(store)
+        try register(callback, context, observation) { deliver in
+            do {
+                for try await status in opened.observeStatus() { deliver(status.json.text) }
+            } catch {
+                // As above: the observation ends.
+            }
+        }
+        return nil
+    }
+}
+
 @_cdecl("cs_engine_events")
 public func cs_engine_events(_ engine: OpaquePointer?, _ callback: cs_document_callback?, _ context: UnsafeMutableRawPointer?,
                              _ observation: UnsafeMutablePointer<OpaquePointer?>?,

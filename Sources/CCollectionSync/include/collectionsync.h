@@ -27,7 +27,9 @@
 extern "C" {
 #endif
 
-/* The version of this header's ABI; cs_abi_version() returns the library's. */
+/* The version of this header's ABI; cs_abi_version() returns the library's. It changes only when a
+ * function or type of an earlier version changes incompatibly: added functions keep it (version 1
+ * gained the cs_collection_ calls, cs_collections and cs_observe_collections). */
 #define CS_ABI_VERSION 1
 
 typedef enum cs_status {
@@ -111,6 +113,45 @@ cs_status cs_store_discard(cs_store *store, const int64_t *op_ids, size_t count,
 cs_status cs_store_prune(cs_store *store, int64_t older_than_seconds, int include_conflicts, char **result,
                          char **error);
 
+/* ---- Collections made, changed and destroyed offline ----------------------------------------- */
+
+/* Every call that takes a collection id (these, cs_store_*, cs_observe_entries, cs_engine_pull)
+ * also takes a local id local-N: a collection made here. Once its create is applied the local id
+ * is bound to the server's id (custom-...) for good and acts as it; documents show the server id. */
+
+/*
+ * Makes a collection in the store at once, with a new local id (local-N), and queues its create
+ * (syncctl create). `name` 1 to 25 characters; `description` (NULL: "") at most 160; `url` (NULL:
+ * "") empty or http(s) with a host; `order` (NULL: "curation_reverse_chron") one of
+ * "curation_reverse_chron", "tweet_chron", "tweet_reverse_chron". A breach is CS_USAGE, nothing
+ * written. Result: {"queued":[{"id":N,"op":"create","collection_id":"local-N","tweet_id":null}]}.
+ */
+cs_status cs_collection_create(cs_store *store, const char *name, const char *description, const char *url,
+                               const char *order, char **result, char **error);
+
+/*
+ * Changes a collection's metadata locally and queues the update (syncctl update). NULL leaves a
+ * field unchanged; "" clears a description or url; at least one field must be given, within the
+ * limits of cs_collection_create. CS_USAGE for an unknown collection, one destroyed or being
+ * destroyed, or one whose metadata is not known (never pulled and not made here).
+ * Result: {"queued":[{"id":N,"op":"update","collection_id":"...","tweet_id":null}]}.
+ */
+cs_status cs_collection_update(cs_store *store, const char *collection_id, const char *name, const char *description,
+                               const char *url, char **result, char **error);
+
+/*
+ * Destroys a collection locally and queues it (syncctl destroy): its waiting entry and update ops
+ * are cancelled. Result: {"queued":[{"id":N,"op":"destroy",...}]}; or, for a collection whose
+ * create was never sent, dropped with its ops and nothing sent: {"queued":[],"dropped":"local-N"}.
+ * CS_USAGE for an unknown collection, or one destroyed, being destroyed or dropped.
+ */
+cs_status cs_collection_destroy(cs_store *store, const char *collection_id, char **result, char **error);
+
+/* The collections of the store (syncctl collections). Result: {"collections":[{"id":"...",
+ * "local_id":"local-N"|null,"name":"...","description":"...","url":"...","timeline_order":"...",
+ * "pending":"create|update|destroy"|null,"gone":false,"entries":N}]}. */
+cs_status cs_collections(cs_store *store, char **result, char **error);
+
 /* ---- Observation ------------------------------------------------------------------------ */
 
 /* Called with a JSON document (UTF-8, valid only during the call; copy it to keep it) and the
@@ -134,6 +175,11 @@ cs_status cs_observe_entries(cs_store *store, const char *collection_id, cs_docu
 /* The same for the queue and sync state (the shape of cs_store_status). */
 cs_status cs_observe_status(cs_store *store, cs_document_callback callback, void *context,
                             cs_observation **observation, char **error);
+
+/* The same for the store's collections (the shape of cs_collections): made, changed, bound to
+ * their server ids, destroyed. */
+cs_status cs_observe_collections(cs_store *store, cs_document_callback callback, void *context,
+                                 cs_observation **observation, char **error);
 
 /* Unregisters: returns only after the last call of its callback has finished; none follows. The
  * handle is invalid afterwards (a second call returns CS_USAGE). */
