@@ -210,8 +210,11 @@ typedef struct cs_engine_options {
  * https://api.twitter.com/1.1 (https, or http to a loopback host only). `credentials` NULL: read
  * as syncctl reads them, from the file $SYNCCTL_CREDENTIALS names (owner-only) or else from
  * $TWITTER_CONSUMER_KEY, ... or $TWITTER_BEARER_TOKEN. `options` NULL: the defaults. CS_CONFIG
- * when no usable base URL or credentials are found. The engine keeps the store usable; destroy
- * the engine before closing the store.
+ * when no usable base URL or credentials are found. The user whose collections are listed before
+ * a create (to create exactly once) is TWITTER_USER_ID, read where the credentials are (from the
+ * environment when `credentials` is given), else the access token's numeric prefix; with neither
+ * (a bearer token alone) creates wait and cs_engine_flush says CS_CONFIG. The engine keeps the
+ * store usable; destroy the engine before closing the store.
  */
 cs_status cs_engine_create(cs_store *store, const char *api_base, const cs_credentials *credentials,
                            const cs_engine_options *options, cs_engine **engine, char **error);
