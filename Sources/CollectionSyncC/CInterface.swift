@@ -98,7 +98,11 @@ public func cs_store_entries(_ store: OpaquePointer?, _ collection: UnsafePointe
     call(result, error) {
         let opened = try stores.get(store)
         let collection = try CollectionID(validating: text(collection, "collection_id"))
-        return Documents.entries(collection, try blocking { try await opened.entries(of: collection) })
+        return try blocking {
+            let entries = try await opened.entries(of: collection)
+            // A bound local id's document shows its server id, as syncctl entries does.
+            return Documents.entries(try await opened.resolve(collection), entries)
+        }
     }
 }
 

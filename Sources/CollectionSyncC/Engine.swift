@@ -122,7 +122,8 @@ public func cs_engine_pull(_ engine: OpaquePointer?, _ collection: UnsafePointer
         let collection = try CollectionID(validating: text(collection, "collection_id"))
         let limit = try timeLimit(deadline)
         let report = try blocking { try await handle.engine.pull(collection, timeLimit: limit) }
-        return JSON.object(Documents.pull(collection, entries: report.entries, remoteWrites: report.remoteWrites,
+        // report.collection: a bound local id's server id, as syncctl pull shows it.
+        return JSON.object(Documents.pull(report.collection, entries: report.entries, remoteWrites: report.remoteWrites,
                                           conflicts: report.conflicts))
     }
 }

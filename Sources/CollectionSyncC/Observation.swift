@@ -66,13 +66,44 @@ public func cs_observe_entries(_ store: OpaquePointer?, _ collection: UnsafePoin
     return call(error) {
         let opened = try stores.get(store)
         let collection = try CollectionID(validating: text(collection, "collection_id"))
+        // Refused as cs_store_entries refuses it (64): a local id this database never made, a destroyed collection.
+        _ = try blocking { try await opened.entries(of: collection) }
         try register(callback, context, observation) { deliver in
             do {
-                for try await entries in opened.observeEntries(of: collection) {
-                    deliver(Documents.entries(collection, entries).text)
+                // The id too: a local id's documents show its server id once bound, as syncctl entries does.
+                for try await view in opened.observe({ store in
+                    let entries = try await store.entries(of: collection)
+                    return EntriesView(collection: try await store.resolve(collection), entries: entries)
+                }) {
+                    deliver(Documents.entries(view.collection, view.entries).text)
                 }
             } catch {
-                // The store failed (a read error): the observation ends; nothing else to tell C.
+                // The store failed (a read error), or the collection was destroyed: the
+                // observation ends; nothing else to tell C.
+            }
+        }
+        return nil
+    }
+}
+
+/// A collection's view and the id its documents show.
+private struct EntriesView: Sendable, Equatable {
+    let collection: CollectionID
+    let entries: [Entry]
+}
+
+@_cdecl("cs_observe_collections")
+public func cs_observe_collections(_ store: OpaquePointer?, _ callback: cs_document_callback?, _ context: UnsafeMutableRawPointer?,
+                                   _ observation: UnsafeMutablePointer<OpaquePointer?>?,
+                                   _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    observation?.pointee = nil
+    return call(error) {
+        let opened = try stores.get(store)
+        try register(callback, context, observation) { deliver in
+            do {
+                for try await collections in opened.observeCollections() { deliver(Documents.collections(collections).text) }
+            } catch {
+                // As above: the observation ends.
             }
         }
         return nil

@@ -57,6 +57,21 @@ struct CInterfaceTests {
         }
     }
 
+    @Test("collections.c: collections made, changed and destroyed offline, bad input, then created, bound and destroyed against the mock")
+    func collectionsFromC() async throws {
+        let program = try await compile("collections", threads: true)
+        try await withMockServer { server in
+            let ran = try await run(program, [folder.path("offline.sqlite"), folder.path("app.sqlite")], environment: Self.environment(server))
+            #expect(ran.status == 0 && ran.output == "ok\n", "\(ran.output)")
+            // On the server: the renamed collection with its three entries; "Scratch" destroyed; nothing of the offline store.
+            let collections = server.snapshot().collections
+            #expect(collections.map(\.name) == ["Trip photos"], "\(collections)")
+            let trip = try #require(collections.first)
+            #expect(trip.description == "Photos of the trip" && trip.url == "https://example.com/trip" && trip.timelineOrder == .tweetChron)
+            #expect(Set(trip.entries.map(\.tweetID)) == ["201", "202", "203"])
+        }
+    }
+
     @Test("example.c, the README's: edit offline, read the view, flush with syncctl's environment")
     func exampleInC() async throws {
         let program = try await compile("example")

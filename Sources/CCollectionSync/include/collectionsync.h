@@ -27,7 +27,9 @@
 extern "C" {
 #endif
 
-/* The version of this header's ABI; cs_abi_version() returns the library's. */
+/* The version of this header's ABI; cs_abi_version() returns the library's. It changes only when a
+ * function or type of an earlier version changes incompatibly: added functions keep it (version 1
+ * gained the cs_collection_ calls, cs_collections and cs_observe_collections). */
 #define CS_ABI_VERSION 1
 
 typedef enum cs_status {
@@ -75,15 +77,17 @@ cs_status cs_store_close(cs_store *store, char **error);
 
 /*
  * Removes (adds) `count` tweets from (to) the local view of a collection and queues the ops, in
- * one transaction: all or nothing. Ids are checked first (collection ids custom-<digits>, tweet
- * ids digits); one bad id refuses the call (CS_USAGE). Result: {"queued":[...]}.
+ * one transaction: all or nothing. Ids are checked first (collection ids custom-<digits>, or
+ * local-N for one made here, tweet ids digits); one bad id, or a local id this database never
+ * made, refuses the call (CS_USAGE). Result: {"queued":[...]}.
  */
 cs_status cs_store_remove(cs_store *store, const char *collection_id, const char *const *tweet_ids, size_t count,
                           char **result, char **error);
 cs_status cs_store_add(cs_store *store, const char *collection_id, const char *const *tweet_ids, size_t count,
                        char **result, char **error);
 
-/* The local view of a collection. Result: {"collection_id":"...","entries":[...]}. */
+/* The local view of a collection. Result: {"collection_id":"...","entries":[...]}, whose
+ * collection_id is the server id once a local id is bound. */
 cs_status cs_store_entries(cs_store *store, const char *collection_id, char **result, char **error);
 
 /* The queue and sync state. Result: syncctl status --json. */
@@ -109,6 +113,45 @@ cs_status cs_store_discard(cs_store *store, const int64_t *op_ids, size_t count,
 cs_status cs_store_prune(cs_store *store, int64_t older_than_seconds, int include_conflicts, char **result,
                          char **error);
 
+/* ---- Collections made, changed and destroyed offline ----------------------------------------- */
+
+/* Every call that takes a collection id (these, cs_store_*, cs_observe_entries, cs_engine_pull)
+ * also takes a local id local-N: a collection made here. Once its create is applied the local id
+ * is bound to the server's id (custom-...) for good and acts as it; documents show the server id. */
+
+/*
+ * Makes a collection in the store at once, with a new local id (local-N), and queues its create
+ * (syncctl create). `name` 1 to 25 characters; `description` (NULL: "") at most 160; `url` (NULL:
+ * "") empty or http(s) with a host; `order` (NULL: "curation_reverse_chron") one of
+ * "curation_reverse_chron", "tweet_chron", "tweet_reverse_chron". A breach is CS_USAGE, nothing
+ * written. Result: {"queued":[{"id":N,"op":"create","collection_id":"local-N","tweet_id":null}]}.
+ */
+cs_status cs_collection_create(cs_store *store, const char *name, const char *description, const char *url,
+                               const char *order, char **result, char **error);
+
+/*
+ * Changes a collection's metadata locally and queues the update (syncctl update). NULL leaves a
+ * field unchanged; "" clears a description or url; at least one field must be given, within the
+ * limits of cs_collection_create. CS_USAGE for an unknown collection, one destroyed or being
+ * destroyed, or one whose metadata is not known (never pulled and not made here).
+ * Result: {"queued":[{"id":N,"op":"update","collection_id":"...","tweet_id":null}]}.
+ */
+cs_status cs_collection_update(cs_store *store, const char *collection_id, const char *name, const char *description,
+                               const char *url, char **result, char **error);
+
+/*
+ * Destroys a collection locally and queues it (syncctl destroy): its waiting entry and update ops
+ * are cancelled. Result: {"queued":[{"id":N,"op":"destroy",...}]}; or, for a collection whose
+ * create was never sent, dropped with its ops and nothing sent: {"queued":[],"dropped":"local-N"}.
+ * CS_USAGE for an unknown collection, or one destroyed, being destroyed or dropped.
+ */
+cs_status cs_collection_destroy(cs_store *store, const char *collection_id, char **result, char **error);
+
+/* The collections of the store (syncctl collections). Result: {"collections":[{"id":"...",
+ * "local_id":"local-N"|null,"name":"...","description":"...","url":"...","timeline_order":"...",
+ * "pending":"create|update|destroy"|null,"gone":false,"entries":N}]}. */
+cs_status cs_collections(cs_store *store, char **result, char **error);
+
 /* ---- Observation ------------------------------------------------------------------------ */
 
 /* Called with a JSON document (UTF-8, valid only during the call; copy it to keep it) and the
@@ -123,6 +166,8 @@ typedef struct cs_observation cs_observation;
  * Observes the local view of a collection: `callback` gets its current document at once (the
  * shape of cs_store_entries), then a new one after each committed change to it, made by this
  * process or another on the same file (syncctl, a timer's flush), never the same twice in a row.
+ * A local id's documents show its server id once it is bound; a local id this database never
+ * made is CS_USAGE. Destroying the collection ends the calls.
  */
 cs_status cs_observe_entries(cs_store *store, const char *collection_id, cs_document_callback callback, void *context,
                              cs_observation **observation, char **error);
@@ -130,6 +175,11 @@ cs_status cs_observe_entries(cs_store *store, const char *collection_id, cs_docu
 /* The same for the queue and sync state (the shape of cs_store_status). */
 cs_status cs_observe_status(cs_store *store, cs_document_callback callback, void *context,
                             cs_observation **observation, char **error);
+
+/* The same for the store's collections (the shape of cs_collections): made, changed, bound to
+ * their server ids, destroyed. */
+cs_status cs_observe_collections(cs_store *store, cs_document_callback callback, void *context,
+                                 cs_observation **observation, char **error);
 
 /* Unregisters: returns only after the last call of its callback has finished; none follows. The
  * handle is invalid afterwards (a second call returns CS_USAGE). */
@@ -160,8 +210,11 @@ typedef struct cs_engine_options {
  * https://api.twitter.com/1.1 (https, or http to a loopback host only). `credentials` NULL: read
  * as syncctl reads them, from the file $SYNCCTL_CREDENTIALS names (owner-only) or else from
  * $TWITTER_CONSUMER_KEY, ... or $TWITTER_BEARER_TOKEN. `options` NULL: the defaults. CS_CONFIG
- * when no usable base URL or credentials are found. The engine keeps the store usable; destroy
- * the engine before closing the store.
+ * when no usable base URL or credentials are found. The user whose collections are listed before
+ * a create (to create exactly once) is TWITTER_USER_ID, read where the credentials are (from the
+ * environment when `credentials` is given), else the access token's numeric prefix; with neither
+ * (a bearer token alone) creates wait and cs_engine_flush says CS_CONFIG. The engine keeps the
+ * store usable; destroy the engine before closing the store.
  */
 cs_status cs_engine_create(cs_store *store, const char *api_base, const cs_credentials *credentials,
                            const cs_engine_options *options, cs_engine **engine, char **error);
