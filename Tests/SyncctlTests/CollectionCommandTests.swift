@@ -827,9 +827,9 @@ struct CollectionCommandTests {
         }
     }
 
-    // MARK: - Engine bugs found by these tests
+    // MARK: - Cases these tests found broken first
 
-    @Test("BUG: two creates with the same metadata whose answers were lost: settling them sends a create again (3 collections for 2 creates) or stops with 74")
+    @Test("two creates of one database with the same metadata whose answers were lost: each binds the one it made, no create is sent again, no 74")
     func twoLostCreatesWithTheSameMetadata() async throws {
         try await withMockServer { server in
             let env = Syncctl.environment(server, db: db)
@@ -854,13 +854,10 @@ struct CollectionCommandTests {
                 return (Int64(latest) ?? .max) <= Int64(Date().timeIntervalSince1970 * 1000)
             }
             let settle = try await run(["flush", "--wait", "--deadline", "30", "--concurrency", "1", "--json"], env)
-            // Expected: exit 0; local-2 binds c2 (c1 is in its recorded set, so c2 is the only
-            // collection it can have made) and local-1 binds c1; no create is sent again.
-            // Actual: local-1 settles first, finds c1 and c2, binds the newest (c2, create_ambiguous);
-            // local-2, whose listing was read before that bind was committed, also matches c2 and the
-            // flush stops with 74 ("custom-...2 answered the create of local-2, but this database
-            // already has a collection custom-...2"); or, read after it, finds no candidate.
-            // Either way local-2 then sends its create again: c3, and c1 is left orphaned.
+            // local-2 binds c2 (c1 is in its recorded set, so c2 is the only collection it can have
+            // made) and local-1 binds c1 (c2 may be local-2's, c1 cannot be); no create is sent
+            // again. (Before: local-1 bound the newest, c2; local-2 then stopped the flush with 74,
+            // or found no candidate and sent its create again, leaving c1 orphaned.)
             #expect(settle.status == 0, "\(settle)")
             let after = try await run(["flush", "--wait", "--deadline", "30", "--json"], env)
             #expect(after.status == 0, "\(after)")
@@ -872,7 +869,7 @@ struct CollectionCommandTests {
         }
     }
 
-    @Test("BUG: destroy of a server collection this database never saw exits 74 (FOREIGN KEY constraint failed) instead of queueing it")
+    @Test("destroy of a server collection this database never saw is queued, as remove and add of one are")
     func destroyOfUnseenCollection() async throws {
         try await withMockServer { server in
             let env = Syncctl.environment(server, db: db)
@@ -888,7 +885,7 @@ struct CollectionCommandTests {
         }
     }
 
-    @Test("BUG: create or update breaking a limit on a database that does not exist yet creates the database file (64, but not 'nothing changed')",
+    @Test("create or update breaking a limit exits 64 without creating the database file",
           arguments: [["create", ""], ["create", String(repeating: "x", count: 26)], ["create", "ok", "--url", "ftp://x"],
                       ["create", "ok", "--description", String(repeating: "d", count: 161)], ["update", "custom-1", "--name", ""]])
     func invalidCreateMakesNoDatabase(_ arguments: [String]) async throws {
