@@ -122,14 +122,16 @@ public final class SyncStore: Sendable {
     private func enqueue(_ kind: OpKind, _ tweets: [TweetID], _ collection: CollectionID) async throws -> [QueuedOp] {
         guard !tweets.isEmpty else { return [] }
         let queued = try await write(onQueue: tweets.count >= Self.longEnqueue) { tx in
-            let target = try tx.editableCollection(collection)
+            // A local id is resolved (and checked) here; a server id by the first tweet's read.
+            let target = collection.isLocal ? try tx.editableCollection(collection) : collection
             // A repeated tweet is found by the key's own lookup (its newest op is this call's):
             // no set of the call's ids, which for a million ids cost a third of the memory.
             let before = tx.opIDs.last
             var queued: [QueuedOp] = []
             queued.reserveCapacity(tweets.count)
-            for tweet in tweets {
-                if let op = try tx.enqueue(kind, target, tweet, unlessQueuedAfter: before) { queued.append(op) }
+            for (index, tweet) in tweets.enumerated() {
+                let check = index == 0 && !collection.isLocal
+                if let op = try tx.enqueue(kind, target, tweet, unlessQueuedAfter: before, checkingCollection: check) { queued.append(op) }
             }
             return queued
         }

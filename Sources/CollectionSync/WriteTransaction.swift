@@ -125,18 +125,31 @@ struct WriteTransaction {
     /// The key's newest op decides: pending or failed, it is replaced (logged `coalesced`); in
     /// flight or none, the new op is added behind it. When it is newer than op `after`, it was
     /// queued by the same call (the tweet is repeated in it): nothing is done and nil returned.
-    mutating func enqueue(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID, unlessQueuedAfter after: Int64) throws -> QueuedOp? {
+    ///
+    /// With `checkingCollection` (the first tweet of a call to a server id), the same read also
+    /// says whether the collection exists here and is not destroyed: a collection not seen yet is
+    /// added, a destroyed one refused before anything is written (one statement, as before the
+    /// check existed: B1 is one such call per edit).
+    mutating func enqueue(_ kind: OpKind, _ collection: CollectionID, _ tweet: TweetID, unlessQueuedAfter after: Int64,
+                          checkingCollection: Bool = false) throws -> QueuedOp? {
         // One read: whether the view shows the key now, and the key's newest op (if any), found
         // by max(id) on ops_by_key and joined by rowid (a subquery with ORDER BY ... LIMIT 1 is
         // materialized on every call: a fifth of this read's cost).
-        let (wasPresent, newest) = try db.queryFirst("""
-            SELECT (SELECT present FROM entries WHERE collection_id = ?1 AND tweet_id = ?2), o.id, o.state, o.kind, o.hlc
+        let check = checkingCollection ? ", (SELECT coalesce(destroyed, '') FROM collections WHERE id = ?1)" : ""
+        let (wasPresent, newest, state) = try db.queryFirst("""
+            SELECT (SELECT present FROM entries WHERE collection_id = ?1 AND tweet_id = ?2), o.id, o.state, o.kind, o.hlc\(check)
             FROM (SELECT 1) LEFT JOIN ops o ON o.id = (SELECT max(id) FROM ops WHERE collection_id = ?1 AND tweet_id = ?2)
             """, .text(collection.rawValue), .text(tweet.rawValue)
         ) { row in
             (row.optionalInt64(0) == 1,
-             row.isNull(1) ? nil : (OpID(row.int64(1)), OpState(rawValue: row.string(2)), row.string(3), HLC(rawValue: row.int64(4))))
-        } ?? (false, nil)
+             row.isNull(1) ? nil : (OpID(row.int64(1)), OpState(rawValue: row.string(2)), row.string(3), HLC(rawValue: row.int64(4))),
+             checkingCollection ? row.optionalString(5) : "")
+        } ?? (false, nil, "")
+        switch state {
+        case nil: try ensureCollection(collection)
+        case ""?: break
+        case let destroyed?: throw SyncError.invalid("the collection \(collection) is \(destroyed == "destroying" ? "being destroyed" : destroyed)")
+        }
         if let newest, newest.0.rawValue > after { return nil }
         let replaced = newest.flatMap { $0.1 == .inFlight ? nil : $0 }
         let hlc = tick()
