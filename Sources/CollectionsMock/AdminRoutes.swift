@@ -11,7 +11,7 @@ extension MockService {
         ("GET /__mock/journal?since=N", "{\"requests\":[...]} after sequence N (default 0)"),
         ("DELETE /__mock/journal", "forget the journal"),
         ("GET /__mock/faults", "the faults in force and the mock's clock"),
-        ("POST /__mock/faults", "add faults: fail_next, blackhole, drop_after_apply, malformed_next, truncated_next, latency_ms, rate_limit_until, clock_offset_s"),
+        ("POST /__mock/faults", "add faults: fail_next, blackhole, drop_after_apply, reset, reset_after_apply, malformed_next, truncated_next, latency_ms, rate_limit_until, clock_offset_s"),
         ("DELETE /__mock/faults", "clear every fault (not an outage)"),
         ("POST /__mock/tweets", "{\"deleted\":[...],\"protected\":[...],\"restored\":[...]}"),
         ("POST /__mock/outage", "{\"seconds\":N} refuse connections for N seconds; {\"on\":true|false}"),
@@ -139,7 +139,7 @@ extension MockService {
 
     /// Applies a `POST /__mock/faults` document, validating all of it first.
     private func applyFaults(_ document: JSONValue) throws(MockError) {
-        try Self.expectKeys(document, ["fail_next", "blackhole", "drop_after_apply", "malformed_next", "truncated_next",
+        try Self.expectKeys(document, ["fail_next", "blackhole", "drop_after_apply", "reset", "reset_after_apply", "malformed_next", "truncated_next",
                                        "latency_ms", "rate_limit_until", "clock_offset_s"])
         var rules: [MockFaultRule] = []
         if let value = document["fail_next"] {
@@ -173,6 +173,14 @@ extension MockService {
         if let value = document["drop_after_apply"] {
             let (count, endpoint) = try Self.countAndEndpoint(value, "drop_after_apply")
             rules.append(MockFaultRule(fault: .dropAfterApply, remaining: count, endpoint: endpoint))
+        }
+        if let value = document["reset"] {
+            let (count, endpoint) = try Self.countAndEndpoint(value, "reset")
+            rules.append(MockFaultRule(fault: .reset, remaining: count, endpoint: endpoint))
+        }
+        if let value = document["reset_after_apply"] {
+            let (count, endpoint) = try Self.countAndEndpoint(value, "reset_after_apply")
+            rules.append(MockFaultRule(fault: .resetAfterApply, remaining: count, endpoint: endpoint))
         }
         if let value = document["malformed_next"] {
             let (count, endpoint) = try Self.countAndEndpoint(value, "malformed_next", extraKeys: ["body"])

@@ -8,7 +8,7 @@ import Synchronization
 struct MockQuiesceEvent: Sendable {}
 
 /// One connection: gathers a request, hands it to the service, and carries out the answer
-/// (at once, after a latency, never, cut short, or not at all). HTTP/1.1 keep-alive; one flush
+/// (at once, after a latency, never, cut short, or not at all: closed or reset). HTTP/1.1 keep-alive; one flush
 /// (one `writev`) per answer.
 final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -117,6 +117,10 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        if response.delivery == .reset {
+            reset(context: context)
+            return
+        }
         let truncate = response.delivery == .truncate
         let close = !keepAlive || quiescing || truncate
         var headers = HTTPHeaders(response.headers)
@@ -140,6 +144,19 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// Closes the connection with a TCP RST instead of a FIN: `SO_LINGER` on with a zero timeout
+    /// makes the kernel discard what is unsent and reset the connection at `close`. The client
+    /// reads `ECONNRESET`.
+    private func reset(context: ChannelHandlerContext) {
+        guard let socket = context.channel as? any SocketOptionProvider else {
+            context.close(promise: nil)
+            return
+        }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 

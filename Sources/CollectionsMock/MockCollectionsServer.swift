@@ -178,6 +178,18 @@ public final class MockCollectionsServer: Sendable {
         inject(.dropAfterApply, count: count, endpoint: endpoint)
     }
 
+    /// The connection of each of the next `count` requests is reset (a TCP RST) before the
+    /// request is processed: nothing is applied, and the client reads `ECONNRESET`.
+    public func resetConnection(next count: Int = 1, endpoint: Endpoint? = nil) {
+        inject(.reset, count: count, endpoint: endpoint)
+    }
+
+    /// The next `count` requests are applied, then their connection is reset (a TCP RST)
+    /// instead of answering.
+    public func resetConnectionAfterApply(next count: Int = 1, endpoint: Endpoint? = nil) {
+        inject(.resetAfterApply, count: count, endpoint: endpoint)
+    }
+
     /// The next `count` answers carry a body that is not JSON (same status).
     public func malformedBody(next count: Int = 1, endpoint: Endpoint? = nil) {
         inject(.malformedBody, count: count, endpoint: endpoint)

@@ -16,6 +16,12 @@ public struct MockFault: Sendable, Hashable {
         /// Process the request as usual (applying any change), then close the connection
         /// instead of answering: a lost answer.
         case dropAfterApply
+        /// Reset the connection (a TCP RST: `SO_LINGER` 0, then close) instead of answering,
+        /// without processing the request. Nothing is applied.
+        case reset
+        /// Process the request as usual (applying any change), then reset the connection (a TCP
+        /// RST) instead of answering: a lost answer the client sees as a reset.
+        case resetAfterApply
         /// Process the request as usual, then answer with the same status but a body that is not
         /// JSON (`body`, or an HTML error page).
         case malformedBody(body: String?)
@@ -38,6 +44,10 @@ public struct MockFault: Sendable, Hashable {
     public static let blackhole = MockFault(.blackhole)
     /// Apply, then drop the connection.
     public static let dropAfterApply = MockFault(.dropAfterApply)
+    /// Reset the connection without applying anything.
+    public static let reset = MockFault(.reset)
+    /// Apply, then reset the connection.
+    public static let resetAfterApply = MockFault(.resetAfterApply)
     /// Apply, then answer with a body that is not JSON.
     public static let malformedBody = MockFault(.malformedBody(body: nil))
     /// Apply, then send half the body and close.
@@ -48,6 +58,8 @@ public struct MockFault: Sendable, Hashable {
         case .fail: "fail"
         case .blackhole: "blackhole"
         case .dropAfterApply: "drop_after_apply"
+        case .reset: "reset"
+        case .resetAfterApply: "reset_after_apply"
         case .malformedBody: "malformed"
         case .truncatedBody: "truncated"
         }
@@ -114,6 +126,9 @@ public struct MockJournalEntry: Sendable, Hashable {
         case malformed
         /// Answered with half a body (``MockFault/truncatedBody``).
         case truncated
+        /// The connection was reset (a TCP RST) instead of answering: before processing
+        /// (``MockFault/reset``, nothing applied, no status) or after (``MockFault/resetAfterApply``).
+        case reset
     }
 
     /// Increasing from 1 for each API request since the server started (or was reset).
@@ -132,15 +147,16 @@ public struct MockJournalEntry: Sendable, Hashable {
     public var body: String?
     /// The user the request was authenticated as, if it was.
     public var userID: String?
-    /// The status the mock decided (also for a dropped or truncated answer); nil when blackholed.
+    /// The status the mock decided (also for a dropped, truncated or reset-after-apply answer);
+    /// nil when blackholed or reset before processing.
     public var status: Int?
     /// The API error code of an error answer.
     public var errorCode: Int?
     /// Whether the request changed the state (a collection created, updated or destroyed, or at
     /// least one entry change applied).
     public var applied: Bool
-    /// The fault the request consumed, if any (`fail`, `blackhole`, `drop_after_apply`,
-    /// `malformed`, `truncated`, `rate_limit_until`).
+    /// The fault the request consumed, if any (`fail`, `blackhole`, `drop_after_apply`, `reset`,
+    /// `reset_after_apply`, `malformed`, `truncated`, `rate_limit_until`).
     public var fault: String?
     /// What became of it.
     public var outcome: Outcome

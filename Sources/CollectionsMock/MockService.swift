@@ -29,6 +29,8 @@ struct OutgoingResponse: Sendable {
         case blackhole
         /// Status, headers and half the body, then close.
         case truncate
+        /// Reset the connection (TCP RST) without answering.
+        case reset
     }
 
     /// Something the server must do after the answer went out (I/O the service cannot do).
@@ -113,9 +115,9 @@ final class MockService: Sendable {
 
     // MARK: API pipeline
 
-    /// faults (blackhole, fail, rate_limit_until) -> auth (under /1.1/) -> path (404/34) ->
-    /// method (400/86) -> rate limit (429/88) -> endpoint -> answer faults (drop, malformed,
-    /// truncated) -> journal.
+    /// faults (blackhole, reset, fail, rate_limit_until) -> auth (under /1.1/) -> path (404/34) ->
+    /// method (400/86) -> rate limit (429/88) -> endpoint -> answer faults (drop, reset after
+    /// apply, malformed, truncated) -> journal.
     private func handleAPI(_ request: IncomingRequest, path: String, query: Substring?) -> OutgoingResponse {
         let endpoint = Endpoint(servedPath: path)
         // Parsing and signature checking happen outside the lock.
@@ -160,6 +162,11 @@ final class MockService: Sendable {
                 entry.outcome = .blackholed
                 state.journal.append(entry)
                 return OutgoingResponse(status: 0, headers: [], body: [], delivery: .blackhole)
+            }
+            if fault?.kind == .reset {
+                entry.outcome = .reset
+                state.journal.append(entry)
+                return OutgoingResponse(status: 0, headers: [], body: [], delivery: .reset)
             }
 
             var quota: RateLimiter.Quota?
@@ -210,6 +217,9 @@ final class MockService: Sendable {
             case .dropAfterApply?:
                 response.delivery = .drop
                 entry.outcome = .dropped
+            case .resetAfterApply?:
+                response.delivery = .reset
+                entry.outcome = .reset
             case .malformedBody(let body)?:
                 response.body = Array((body ?? Self.malformedBody).utf8)
                 entry.outcome = .malformed

@@ -22,7 +22,8 @@ struct MockServer: AsyncParsableCommand {
             (GET /__mock/ lists them): seed, reset and read the state, read the
             journal of requests, and inject faults (POST /__mock/faults with
             fail_next, rate_limit_until, latency_ms, blackhole, drop_after_apply,
-            malformed_next, truncated_next or clock_offset_s). POST /__mock/outage
+            reset, reset_after_apply, malformed_next, truncated_next or
+            clock_offset_s). POST /__mock/outage
             {"seconds":N} refuses connections for N seconds. With --admin-port the
             admin routes are also served on a second port that stays up during an
             outage.

@@ -149,6 +149,69 @@ import Testing
         }
     }
 
+    @Test func resetMakesNothingAndTheClientSeesANetworkError() async throws {
+        try await withHarness { h in
+            let id = try h.server.createCollection()
+            h.server.resetConnection(next: 1)
+            await #expect(throws: (any Error).self) { try await h.curate(id, [("add", "42")]) }
+            #expect(h.server.tweetIDs(of: id) == [], "a reset request is not applied")
+            let entry = try #require(h.server.journal().last)
+            #expect(entry.outcome == .reset && !entry.applied && entry.status == nil && entry.fault == "reset")
+            #expect(try await h.curate(id, [("add", "42")]).changeErrors.isEmpty, "the next request is served")
+
+            // The engine's own client, through AsyncHTTPClient: a create reset by the server is
+            // a network error (connection reset), and made nothing.
+            try await withCollectionsClient(h.server) { client in
+                let before = h.server.snapshot().collections.count
+                _ = try await h.admin("POST", "faults", #"{"reset":{"count":1,"endpoint":"collections/create"}}"#)
+                #expect(try await client.show(try CollectionID(validating: id)).timelineID == id, "other endpoints are not affected")
+                let error = await #expect(throws: CollectionsAPIError.self) { try await client.create(name: "Reset") }
+                #expect(error?.code == .network)
+                #expect(error?.httpStatus == nil)
+                #expect(error?.message.contains("reset") == true, "\(error?.message ?? "")")
+                #expect(h.server.snapshot().collections.count == before, "nothing created")
+                let reset = try #require(h.server.journal().last)
+                #expect(reset.endpoint == .create && reset.outcome == .reset && reset.fault == "reset" && !reset.applied && reset.status == nil)
+                #expect(try await h.admin("GET", "faults").json["rules"].array.isEmpty)
+                // Sent again, it creates one collection.
+                #expect(try await client.create(name: "Reset").timeline?.name == "Reset")
+                #expect(h.server.snapshot().collections.filter { $0.name == "Reset" }.count == 1)
+            }
+        }
+    }
+
+    @Test func resetAfterApplyIsALostAnswer() async throws {
+        try await withHarness { h in
+            let id = try h.server.createCollection()
+            h.server.resetConnectionAfterApply(next: 1)
+            await #expect(throws: (any Error).self) { try await h.curate(id, [("add", "42")]) }
+            #expect(h.server.tweetIDs(of: id) == ["42"], "applied although the connection was reset")
+            let entry = try #require(h.server.journal().last)
+            #expect(entry.outcome == .reset && entry.applied && entry.status == 200 && entry.fault == "reset_after_apply")
+
+            // Over HTTP, on collections/create, through the engine's client: a network error,
+            // and the collection exists.
+            try await withCollectionsClient(h.server) { client in
+                let set = try await h.admin("POST", "faults", #"{"reset_after_apply":{"count":1,"endpoint":"collections/create"}}"#)
+                #expect(set.json["rules"][0]["kind"].string == "reset_after_apply" && set.json["rules"][0]["endpoint"].string == "collections/create")
+                let error = await #expect(throws: CollectionsAPIError.self) {
+                    try await client.create(name: "Made", description: "then reset", timelineOrder: "tweet_chron")
+                }
+                #expect(error?.code == .network)
+                let made = h.server.snapshot().collections.filter { $0.name == "Made" }
+                #expect(made.count == 1 && made.first?.description == "then reset" && made.first?.timelineOrder == .tweetChron)
+                let reset = try #require(h.server.journal().last)
+                #expect(reset.endpoint == .create && reset.outcome == .reset && reset.applied && reset.status == 200)
+                // The client can find what the create made.
+                let listed = try await client.list(owner: .userID(h.server.credentials.userID))
+                #expect(listed.timelineIDs.contains { listed.timelines[$0]?.name == "Made" })
+            }
+            // Refused when malformed, like the other kinds.
+            #expect(try await h.admin("POST", "faults", #"{"reset":0}"#).status == 400)
+            #expect(try await h.admin("POST", "faults", #"{"reset_after_apply":{"endpoint":"collections/nope"}}"#).status == 400)
+        }
+    }
+
     @Test func malformedBody() async throws {
         try await withHarness { h in
             let id = try h.server.createCollection()
@@ -321,4 +384,20 @@ import Testing
 /// Requests answered so far, shared with the tasks that send them.
 private final class Answered: Sendable {
     let count = Atomic<Int>(0)
+}
+
+/// The engine's client (`CollectionsClient` over `AsyncHTTPClientTransport`) pointed at `server`.
+private func withCollectionsClient(_ server: MockCollectionsServer, _ body: (CollectionsClient) async throws -> Void) async throws {
+    let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
+    do {
+        var configuration = CollectionsClient.Configuration()
+        configuration.requestTimeout = .seconds(10)
+        let client = try CollectionsClient(baseURL: server.baseURL, credentials: server.credentials.apiCredentials,
+                                           transport: transport, configuration: configuration)
+        try await body(client)
+    } catch {
+        try? await transport.shutdown()
+        throw error
+    }
+    try await transport.shutdown()
 }

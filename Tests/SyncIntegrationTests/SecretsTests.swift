@@ -42,7 +42,7 @@ struct SecretsTests {
                     try await store.add(tweetIDs(30...31), to: collection)
                     await attempt { try await engine.pull(collection) }
                     let faults: [MockFault.Kind] = [.fail(status: 401, code: 89, message: nil), .fail(status: 503, code: 130, message: nil),
-                                                    .malformedBody(body: nil), .truncatedBody, .dropAfterApply]
+                                                    .malformedBody(body: nil), .truncatedBody, .dropAfterApply, .reset, .resetAfterApply]
                     for fault in faults {
                         server.inject(MockFault(fault), count: 1)
                         try await store.remove(tweetIDs(4...5), from: collection)
