@@ -47,6 +47,7 @@ let package = Package(
                 .embedInCode("0003_counter_changes.sql"),
                 .embedInCode("0004_counters_of_their_own.sql"),
                 .embedInCode("0005_collections_offline.sql"),
+                .embedInCode("0006_ops_checks_without_in_lists.sql"),
             ]
         ),
         .target(

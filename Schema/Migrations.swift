@@ -24,4 +24,6 @@ public let schemaMigrations: [SchemaMigration] = [
                     sql: String(decoding: PackageResources._004_counters_of_their_own_sql, as: UTF8.self)),
     SchemaMigration(version: 5, name: "0005_collections_offline.sql",
                     sql: String(decoding: PackageResources._005_collections_offline_sql, as: UTF8.self)),
+    SchemaMigration(version: 6, name: "0006_ops_checks_without_in_lists.sql",
+                    sql: String(decoding: PackageResources._006_ops_checks_without_in_lists_sql, as: UTF8.self)),
 ]

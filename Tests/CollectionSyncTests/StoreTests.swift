@@ -182,6 +182,57 @@ struct StoreTests {
         #expect(try rows(path, "SELECT count(*) FROM log").first.map { Int($0[0])! } ?? 0 > before[2].count)
     }
 
+    @Test("0006 keeps every op of a 0005 database (each kind and state, payloads), and its CHECKs, without IN lists, refuse what 0005's refused")
+    func opsChecksMigration() async throws {
+        let folder = TemporaryFolder()
+        let path = folder.path("sync.sqlite")
+        let opColumns = "id, collection_id, tweet_id, kind, state, hlc, created_at, attempts, next_attempt_at, last_error, claimed_by, payload"
+        let store = try await Self.openMigrated(folder, from: 5, holding: """
+            INSERT INTO replica (singleton, replica_id, hlc, created_at) VALUES (1, 'r', 20, 0);
+            INSERT INTO collections (id, created_at, local_id, name) VALUES ('custom-1', 0, NULL, NULL), ('local-1', 0, 'local-1', 'Later');
+            INSERT INTO local_collections (local_id, number, created_at) VALUES ('local-1', 1, 0);
+            INSERT INTO entries (collection_id, tweet_id, present) VALUES ('custom-1', '2', 0), ('local-1', '3', 1);
+            INSERT INTO ops (\(opColumns)) VALUES
+                (1, 'custom-1', '2', 'remove', 'pending', 1, 0, 0, NULL, NULL, NULL, NULL),
+                (2, 'custom-1', '4', 'add', 'in_flight', 2, 0, 1, NULL, NULL, 'host:1', NULL),
+                (3, 'custom-1', '5', 'remove', 'failed', 3, 0, 5, 7, 'no', NULL, NULL),
+                (4, 'local-1', NULL, 'create', 'pending', 4, 0, 0, NULL, NULL, NULL, '{"name":"Later"}'),
+                (5, 'local-1', '3', 'add', 'pending', 5, 0, 0, NULL, NULL, NULL, NULL),
+                (6, 'local-1', NULL, 'update', 'pending', 6, 0, 0, NULL, NULL, NULL, '{"name":{"value":"Soon","hlc":6}}'),
+                (7, 'custom-1', NULL, 'destroy', 'failed', 7, 0, 2, NULL, 'gone?', NULL, NULL);
+            """)
+        #expect(try pragma(path, "user_version") == "\(schemaMigrations.count)")
+        #expect(try rows(path, "SELECT \(opColumns) FROM ops ORDER BY id").map { $0[0] + " " + $0[3] + " " + $0[4] + " " + $0[11] } == [
+            "1 remove pending NULL", "2 add in_flight NULL", "3 remove failed NULL", #"4 create pending {"name":"Later"}"#,
+            "5 add pending NULL", #"6 update pending {"name":{"value":"Soon","hlc":6}}"#, "7 destroy failed NULL",
+        ])
+        #expect(try rows(path, "SELECT attempts, next_attempt_at, last_error, claimed_by FROM ops WHERE id IN (2, 3)")
+            == [["1", "NULL", "NULL", "host:1"], ["5", "7", "no", "NULL"]])
+        #expect(try pragma(path, "integrity_check") == "ok")
+        #expect(try rows(path, "PRAGMA foreign_key_check").isEmpty)
+        // The point of 0006: no IN list in the outbox's CHECKs (SQLite builds a table per insert for one of 3+ items).
+        let sql = try rows(path, "SELECT sql FROM sqlite_master WHERE name = 'ops'")[0][0]
+        #expect(!sql.uppercased().contains(" IN ("), "\(sql)")
+        // ... and they refuse what 0005's refused.
+        let refused = [
+            "INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', '9', 'move', 'pending', 9, 0)",
+            "INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', '9', 'add', 'done', 9, 0)",
+            "INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', NULL, 'add', 'pending', 9, 0)",
+            "INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', '9', 'update', 'pending', 9, 0)",
+            "INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', '9', NULL, 'pending', 9, 0)",
+            "UPDATE ops SET state = 'applied' WHERE id = 1",
+        ]
+        for statement in refused {
+            #expect(throws: SnapshotError.self, "\(statement)") { try execute(path, statement) }
+        }
+        #expect(try rows(path, "SELECT count(*) FROM ops") == [["7"]])
+        // The store goes on with them.
+        let status = try await store.status()
+        #expect(status.ops == OpCounts(pending: 4, inFlight: 1, failed: 2))
+        try await store.remove([tweet(6)], from: c1)
+        #expect(try await store.status().ops.pending == 5)
+    }
+
     private static func fixture(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name).path
     }
