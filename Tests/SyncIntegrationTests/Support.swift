@@ -13,14 +13,16 @@ struct Harness {
     let server: MockCollectionsServer
 
     static func start(_ server: MockCollectionsServer, folder: TemporaryFolder = TemporaryFolder(), name: String = "sync.sqlite",
-                      credentials: APICredentials? = nil,
+                      credentials: APICredentials? = nil, requestTimeout: Duration? = nil,
                       configure: (inout SyncEngine.Configuration) -> Void = { _ in }) async throws -> Harness {
         let store = try await SyncStore.open(at: folder.path(name))
         let transport = AsyncHTTPClientTransport()
+        var clientConfiguration = CollectionsClient.Configuration()
+        if let requestTimeout { clientConfiguration.requestTimeout = requestTimeout }
         let client = try CollectionsClient(
             baseURL: server.baseURL,
             credentials: credentials ?? server.credentials.apiCredentials,
-            transport: transport)
+            transport: transport, configuration: clientConfiguration)
         var configuration = SyncEngine.Configuration()
         configuration.jitter = { 0 }  // retries are due at once: tests drive them without sleeping
         configure(&configuration)

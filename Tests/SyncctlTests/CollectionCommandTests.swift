@@ -474,7 +474,11 @@ struct CollectionCommandTests {
             let env = Syncctl.environment(server, db: db)
             #expect(try await run(["create", "Brief"], env).status == 0)
             #expect(try await run(["add", "local-1", "41"], env).status == 0)
-            server.setLatency(.seconds(2))
+            // Each answer waits 10 s (the listing before the create, then the create): the destroy
+            // below (a process) must be queued before the create's answer lands, or the add goes
+            // out first; 2 s was once too short in CI. It stays well below the flush's 30 s request
+            // timeout, which would make the outcome unknown instead.
+            server.setLatency(.seconds(10))
             let (flush, out, _) = try Syncctl.start(["flush", "--json"], environment: env, folder: folder)
             try await until("the server applied the create") { server.journal().contains { $0.endpoint == .create && $0.applied } }
             let destroy = try await run(["destroy", "local-1", "--json"], env)
