@@ -226,6 +226,24 @@ struct StoreTests {
             #expect(throws: SnapshotError.self, "\(statement)") { try execute(path, statement) }
         }
         #expect(try rows(path, "SELECT count(*) FROM ops") == [["7"]])
+        // Exactly what 0005's refused: every kind, state and tweet (valid or not), on both schemas.
+        let schema5 = folder.path("schema5.sqlite"), schema6 = folder.path("schema6.sqlite")
+        _ = try DatabaseQueue(path: schema5, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(5)))
+        _ = try DatabaseQueue(path: schema6, busyTimeoutMillis: 1000, migrations: Array(schemaMigrations.prefix(6)))
+        var accepted = 0
+        for file in [schema5, schema6] { try execute(file, "INSERT INTO collections (id, created_at) VALUES ('custom-1', 0)") }
+        for kind in ["'add'", "'remove'", "'create'", "'update'", "'destroy'", "'move'", "'Add'", "NULL"] {
+            for state in ["'pending'", "'in_flight'", "'failed'", "'applied'", "''", "NULL"] {
+                for tweet in ["'9'", "NULL"] {
+                    let insert = "INSERT INTO ops (collection_id, tweet_id, kind, state, hlc, created_at) VALUES ('custom-1', \(tweet), \(kind), \(state), 1, 0)"
+                    let before = (try? execute(schema5, insert)) != nil
+                    let after = (try? execute(schema6, insert)) != nil
+                    #expect(before == after, "\(insert): 0005 \(before ? "accepted" : "refused") it")
+                    if after { accepted += 1 }
+                }
+            }
+        }
+        #expect(accepted == 15, "5 kinds x 3 states, each with a tweet or without as its kind wants")
         // The store goes on with them.
         let status = try await store.status()
         #expect(status.ops == OpCounts(pending: 4, inFlight: 1, failed: 2))
